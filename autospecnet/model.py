@@ -1,0 +1,162 @@
+"""AutoSpecNet: MobileNetV2 with year, make and body-type heads feeding a 196-class head.
+
+As in the paper's code: the backbone's pooled 1280 features go to three heads
+(Dropout 0.2 + Linear); the class head reads the features concatenated with the
+three heads' logits (Dropout, ReLU, Linear).
+
+The model is a ``PyTorchModelHubMixin``: ``save_pretrained`` writes
+``model.safetensors``, ``config.json`` (class names, vocabularies, input size,
+normalisation) and a model card; ``from_pretrained`` reads them back from a folder
+or a Hub repo. Only safetensors weights are ever read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
+from safetensors.torch import load_file
+from torch import nn
+from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
+
+from autospecnet.labels import LabelError, Taxonomy
+
+HEADS = ("model", "year", "make", "type")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FEATURE_DIM = 1280
+
+
+def _attribute_head(out_features: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(FEATURE_DIM, out_features))
+
+
+class AutoSpecNet(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="autospecnet",
+    repo_url="https://github.com/autospecnet/autospecnet",
+    license="mit",
+    pipeline_tag="image-classification",
+    tags=["stanford-cars", "mobilenet_v2", "multi-task", "car-recognition"],
+):
+    def __init__(
+        self,
+        class_names: list[str],
+        years: list[str],
+        makes: list[str],
+        body_types: list[str],
+        image_size: int = 224,
+        mean: list[float] = list(IMAGENET_MEAN),  # noqa: B006 - read only; the mixin records defaults
+        std: list[float] = list(IMAGENET_STD),  # noqa: B006
+        dropout: float = 0.2,
+    ):
+        super().__init__()
+        taxonomy = Taxonomy.from_class_names(class_names)
+        given = (tuple(years), tuple(makes), tuple(body_types))
+        if given != (taxonomy.years, taxonomy.makes, taxonomy.body_types):
+            raise LabelError("the config's year, make and body-type vocabularies do not match its class names")
+        self.taxonomy = taxonomy
+        self.image_size = int(image_size)
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+
+        self.backbone = mobilenet_v2().features
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.year_head = _attribute_head(len(years), dropout)
+        self.make_head = _attribute_head(len(makes), dropout)
+        self.type_head = _attribute_head(len(body_types), dropout)
+        self.model_head = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.ReLU(),
+            nn.Linear(FEATURE_DIM + len(years) + len(makes) + len(body_types), len(class_names)),
+        )
+        # The attribute heads' targets for each of the classes, as a buffer so it moves with .to(device).
+        targets = taxonomy.head_targets()
+        self.register_buffer(
+            "class_to_heads",
+            torch.tensor([targets["year"], targets["make"], targets["type"]], dtype=torch.long).T,
+            persistent=False,
+        )
+
+    @classmethod
+    def from_taxonomy(cls, taxonomy: Taxonomy, image_size: int = 224, dropout: float = 0.2) -> AutoSpecNet:
+        return cls(
+            class_names=list(taxonomy.class_names),
+            years=list(taxonomy.years),
+            makes=list(taxonomy.makes),
+            body_types=list(taxonomy.body_types),
+            image_size=image_size,
+            dropout=dropout,
+        )
+
+    @property
+    def vocabularies(self) -> dict[str, tuple[str, ...]]:
+        """Each head's labels, in the order of its logits."""
+        t = self.taxonomy
+        return {"model": t.class_names, "year": t.years, "make": t.makes, "type": t.body_types}
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if not name.startswith("backbone.")]
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.pool(self.backbone(images))
+        year = self.year_head(features)
+        make = self.make_head(features)
+        body_type = self.type_head(features)
+        model = self.model_head(torch.cat([features, year, make, body_type], dim=1))
+        return {"model": model, "year": year, "make": make, "type": body_type}
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs,
+    ) -> AutoSpecNet:
+        """Read ``model.safetensors`` only: unlike the mixin's default, never fall back to a pickle."""
+        if os.path.isdir(model_id):
+            weights_file = os.path.join(model_id, constants.SAFETENSORS_SINGLE_FILE)
+        else:
+            weights_file = hf_hub_download(
+                repo_id=model_id,
+                filename=constants.SAFETENSORS_SINGLE_FILE,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                token=token,
+                local_files_only=local_files_only,
+            )
+        model = cls(**model_kwargs)
+        model.load_state_dict(load_file(weights_file, device=map_location), strict=strict)
+        return model.eval()
+
+
+BACKBONE_INIT_HELP = (
+    "'imagenet' (torchvision's MobileNet_V2_Weights.IMAGENET1K_V2, downloaded on first use), "
+    "'none' (random), or a path to a safetensors state dict of torchvision's mobilenet_v2"
+)
+
+
+def init_backbone(model: AutoSpecNet, weights: str) -> None:
+    """Initialise the backbone: see ``BACKBONE_INIT_HELP``. The classifier of the donor is dropped."""
+    if weights == "none":
+        return
+    if weights == "imagenet":
+        donor = mobilenet_v2(weights=MobileNet_V2_Weights.IMAGENET1K_V2)
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"backbone weights not found: {path} (expected {BACKBONE_INIT_HELP})")
+        donor = mobilenet_v2()
+        donor.load_state_dict(load_file(path), strict=True)
+    model.backbone.load_state_dict(donor.features.state_dict(), strict=True)
