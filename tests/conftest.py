@@ -1,0 +1,77 @@
+"""Shared fixtures. Data from ../shared comes through environment variables that CI sets:
+
+- ``AUTOSPECNET_TEST_DATA``: the Stanford Cars folder (images/, labels.csv, class_names.txt);
+- ``AUTOSPECNET_TEST_WEIGHTS``: the offline ImageNet MobileNetV2 safetensors.
+
+Tests that need them skip, saying which variable is missing, where they are not set.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from autospecnet.labels import Taxonomy, read_class_names
+from autospecnet.model import AutoSpecNet
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_path(variable: str) -> Path | None:
+    value = os.environ.get(variable)
+    return Path(value) if value and Path(value).exists() else None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = _env_path("AUTOSPECNET_TEST_DATA")
+    if path is None:
+        pytest.skip(
+            "needs the Stanford Cars data: set AUTOSPECNET_TEST_DATA (CI sets ../shared/data/stanford-cars-train)"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def imagenet_weights() -> Path:
+    path = _env_path("AUTOSPECNET_TEST_WEIGHTS")
+    if path is None:
+        pytest.skip("needs the offline ImageNet weights: set AUTOSPECNET_TEST_WEIGHTS (CI sets ../shared/weights/...)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def taxonomy() -> Taxonomy:
+    return Taxonomy.from_class_names(read_class_names())
+
+
+@pytest.fixture(scope="session")
+def random_model_dir(tmp_path_factory, taxonomy) -> Path:
+    """A saved AutoSpecNet with seeded random weights: the real file format, without training."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("random-model")
+    model = AutoSpecNet.from_taxonomy(taxonomy, image_size=96)
+    # Random BatchNorm statistics, so that different photos give visibly different outputs.
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    model.save_pretrained(folder)
+    return folder
+
+
+def run_python(*args: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` in the project root, as a user would, with extra environment variables."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
