@@ -1,0 +1,205 @@
+"""Stanford Cars on disk, the seeded stratified split, and the transforms.
+
+Two layouts are read, both pairing images with labels by file name:
+
+- the "folder" layout of ``../shared/data/stanford-cars-train``: ``images/``,
+  ``labels.csv`` (filename, label, class_name, ..., duplicate_of) and
+  ``class_names.txt``;
+- the official layout that ``torchvision.datasets.StanfordCars`` reads
+  (``devkit/cars_meta.mat``, ``devkit/cars_train_annos.mat``, ``cars_train/``,
+  ``cars_test_annos_withlabels.mat``, ``cars_test/``), optionally cropped to the
+  annotated bounding boxes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+from autospecnet import preprocess
+from autospecnet.labels import read_class_names
+from autospecnet.model import IMAGENET_MEAN, IMAGENET_STD
+from autospecnet.preprocess import to_normalized_tensor
+
+DATA_ENV = "AUTOSPECNET_DATA"
+PARTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Sample:
+    filename: str  # relative to the dataset root
+    label: int
+    duplicate_of: str = ""
+    bbox: tuple[int, int, int, int] | None = None  # x1, y1, x2, y2 (official layout only)
+    official_part: str = ""  # "train" or "test" in the official layout, "" otherwise
+
+
+@dataclass(frozen=True)
+class CarsDataset:
+    root: Path
+    class_names: list[str]
+    samples: list[Sample]
+
+    @property
+    def has_official_test(self) -> bool:
+        return any(s.official_part == "test" for s in self.samples)
+
+
+def resolve_data_root(path: str | os.PathLike | None) -> Path:
+    path = path or os.environ.get(DATA_ENV)
+    if not path:
+        raise SystemExit(f"No data path: pass --data or set {DATA_ENV}")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise SystemExit(f"Data path is not a folder: {root}")
+    return root
+
+
+def load_dataset(root: str | os.PathLike) -> CarsDataset:
+    root = Path(root)
+    if (root / "labels.csv").is_file():
+        return _load_folder_layout(root)
+    official = root / "stanford_cars" if (root / "stanford_cars").is_dir() else root
+    if (official / "devkit" / "cars_meta.mat").is_file():
+        return _load_official_layout(official)
+    raise SystemExit(
+        f"{root} holds neither labels.csv + class_names.txt + images/ nor the official "
+        "Stanford Cars layout (devkit/cars_meta.mat, cars_train/, cars_test/)"
+    )
+
+
+def _load_folder_layout(root: Path) -> CarsDataset:
+    class_names = read_class_names(root / "class_names.txt")
+    samples = []
+    with open(root / "labels.csv", newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            label = int(row["label"])
+            if row.get("class_name") and row["class_name"] != class_names[label]:
+                raise SystemExit(
+                    f"labels.csv: {row['filename']} says {row['class_name']!r}, class {label} is {class_names[label]!r}"
+                )
+            duplicate = row.get("duplicate_of") or ""
+            samples.append(Sample(f"images/{row['filename']}", label, f"images/{duplicate}" if duplicate else ""))
+    samples.sort(key=lambda s: s.filename)
+    return CarsDataset(root, class_names, samples)
+
+
+def _load_official_layout(root: Path) -> CarsDataset:
+    from scipy.io import loadmat  # torchvision's StanfordCars needs scipy too
+
+    meta = loadmat(root / "devkit" / "cars_meta.mat", squeeze_me=True)
+    class_names = [str(n) for n in meta["class_names"]]
+    samples = []
+    for part, annos, folder in (
+        ("train", root / "devkit" / "cars_train_annos.mat", "cars_train"),
+        ("test", root / "cars_test_annos_withlabels.mat", "cars_test"),
+    ):
+        if not annos.is_file():
+            continue
+        for a in loadmat(annos, squeeze_me=True)["annotations"]:
+            bbox = (int(a["bbox_x1"]), int(a["bbox_y1"]), int(a["bbox_x2"]), int(a["bbox_y2"]))
+            samples.append(Sample(f"{folder}/{a['fname']}", int(a["class"]) - 1, bbox=bbox, official_part=part))
+    samples.sort(key=lambda s: s.filename)
+    return CarsDataset(root, class_names, samples)
+
+
+def make_split(dataset: CarsDataset, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15) -> dict:
+    """A stratified split, the same for the same seed; byte-identical duplicates share a part.
+
+    With an official test part, it is the test split and validation is carved out of train.
+    """
+    official_test = dataset.has_official_test
+    pool = [s for s in dataset.samples if not official_test or s.official_part != "test"]
+    by_name = {s.filename: s for s in pool}
+    members: dict[str, list[str]] = defaultdict(list)  # group leader -> files
+    for s in pool:
+        leader = s.duplicate_of if s.duplicate_of in by_name else s.filename
+        members[leader].append(s.filename)
+    leaders_by_class: dict[int, list[str]] = defaultdict(list)
+    for leader in sorted(members):
+        leaders_by_class[by_name[leader].label].append(leader)
+
+    parts: dict[str, list[str]] = {p: [] for p in PARTS}
+    for label, leaders in sorted(leaders_by_class.items()):
+        random.Random(f"{seed}:{label}").shuffle(leaders)
+        n_val = round(len(leaders) * val_fraction)
+        n_test = 0 if official_test else round(len(leaders) * test_fraction)
+        for i, leader in enumerate(leaders):
+            part = "val" if i < n_val else "test" if i < n_val + n_test else "train"
+            parts[part].extend(members[leader])
+    if official_test:
+        parts["test"] = [s.filename for s in dataset.samples if s.official_part == "test"]
+    return {
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "test_fraction": 0.0 if official_test else test_fraction,
+        "official_test": official_test,
+        **{p: sorted(files) for p, files in parts.items()},
+    }
+
+
+def save_json_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def subset_files(files: list[str], fraction: float, seed: int) -> list[str]:
+    """A seeded fraction of a part's files, for reduced-budget runs."""
+    if fraction >= 1:
+        return files
+    files = list(files)
+    random.Random(f"subset:{seed}").shuffle(files)
+    return sorted(files[: max(1, round(len(files) * fraction))])
+
+
+def train_transform(image_size: int, augment: str) -> v2.Compose:
+    """'paper': resize to size x size and flip. 'strong': also random crops of the resized image and colour jitter."""
+    steps = [v2.Resize((image_size, image_size), antialias=True)]
+    if augment == "strong":
+        steps += [
+            v2.RandomResizedCrop(image_size, scale=(0.6, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
+            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+        ]
+    elif augment != "paper":
+        raise ValueError(f"unknown augmentation {augment!r}")
+    steps += [v2.RandomHorizontalFlip(), *to_normalized_tensor(IMAGENET_MEAN, IMAGENET_STD)]
+    return v2.Compose(steps)
+
+
+def eval_transform(image_size: int) -> v2.Compose:
+    return preprocess.eval_transform(image_size, IMAGENET_MEAN, IMAGENET_STD)
+
+
+class CarImages(torch.utils.data.Dataset):
+    """(image tensor, class index, file name) for a list of a dataset's files."""
+
+    def __init__(self, dataset: CarsDataset, files: list[str], transform, crop: bool = False):
+        by_name = {s.filename: s for s in dataset.samples}
+        missing = [f for f in files if f not in by_name]
+        if missing:
+            raise SystemExit(f"{len(missing)} files of the split are not in the dataset, e.g. {missing[0]}")
+        self.root = dataset.root
+        self.samples = [by_name[f] for f in files]
+        self.transform = transform
+        self.crop = crop
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        sample = self.samples[index]
+        with Image.open(self.root / sample.filename) as image:
+            image = image.convert("RGB")
+        if self.crop and sample.bbox is not None:
+            image = image.crop(sample.bbox)
+        return self.transform(image), sample.label, sample.filename
