@@ -69,7 +69,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         type=int,
         nargs="*",
         default=None,
-        help="epochs at which 'step' divides the lr by 10 (default: 50%% and 75%% of --epochs; "
+        help="epochs at which 'step' divides the lr by 10 (default: 50%% and 75%% of --epochs, e.g. 20 30 for 40; "
         "the paper's code used 100 150, which never fire in 40 epochs)",
     )
     p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear lr warm-up (fractions allowed)")
@@ -301,7 +301,9 @@ def main(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
     if args.lr_milestones is None:
-        args.lr_milestones = [round(args.epochs * 0.5), round(args.epochs * 0.75)]
+        args.lr_milestones = sorted(
+            {m for m in (round(args.epochs * 0.5), round(args.epochs * 0.75)) if 0 < m < args.epochs}
+        )
     checkpoint_path = out / "checkpoint.pt"
     checkpoint = None
     if args.resume and checkpoint_path.is_file():

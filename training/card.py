@@ -1,0 +1,141 @@
+"""The model card (README.md of a model folder or Hub repo), written from a run folder's records."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from autospecnet.model import HEADS
+
+HEAD_NAMES = {"model": "Car (196 classes)", "year": "Model year", "make": "Make", "type": "Body type"}
+RECIPE_KEYS = (
+    "image_size", "batch_size", "epochs", "lr", "head_lr_mult", "momentum", "weight_decay", "lr_schedule",
+    "lr_milestones", "warmup_epochs", "label_smoothing", "augment", "lambda_year", "lambda_make", "lambda_type",
+    "dropout", "seed", "subset", "backbone_init",
+)  # fmt: skip
+
+
+def metrics_table(test_metrics: dict) -> str:
+    rows = ["| head | accuracy | top-5 | macro precision | macro recall |", "|---|---|---|---|---|"]
+    for head in HEADS:
+        m = test_metrics["heads"][head]
+        rows.append(
+            f"| {HEAD_NAMES[head]} | {m['accuracy']:.2%} | {m['top5']:.2%} | {m['precision']:.2%} | {m['recall']:.2%} |"
+        )
+    return "\n".join(rows)
+
+
+def best_epoch(history_csv: Path) -> tuple[int, int, float]:
+    """(best epoch on validation accuracy, epochs run, hours spent on them)."""
+    with open(history_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    best = max(rows, key=lambda r: float(r["val_acc"]))
+    return int(best["epoch"]), len(rows), sum(float(r["epoch_time"]) for r in rows) / 3600
+
+
+def model_card(run_dir: Path, hardware: str) -> str:
+    args = json.loads((run_dir / "args.json").read_text())
+    split = json.loads((run_dir / "split.json").read_text())
+    test = json.loads((run_dir / "test_metrics.json").read_text())
+    best, ran, hours = best_epoch(run_dir / "history.csv")
+    recipe = "\n".join(f"| `{k}` | `{args.get(k)}` |" for k in RECIPE_KEYS if k in args)
+    parts = {p: len(split[p]) for p in ("train", "val", "test")}
+    backbone = args.get("backbone_init", "imagenet")
+    backbone_text = (
+        "torchvision's `MobileNet_V2_Weights.IMAGENET1K_V2`" if backbone == "imagenet"
+        else "random" if backbone == "none"
+        else f"ImageNet MobileNetV2 weights from `{Path(backbone).name}` (converted from Google's TF-slim "
+        "MobileNetV2 1.0/224)"
+    )  # fmt: skip
+    return f"""---
+library_name: autospecnet
+license: mit
+pipeline_tag: image-classification
+tags:
+- car-recognition
+- stanford-cars
+- mobilenet_v2
+- multi-task
+datasets:
+- stanford-cars
+metrics:
+- accuracy
+---
+
+# AutoSpecNet: make, body type, model year and model of a car
+
+A multi-task MobileNetV2 after *AutoSpecNet: A Multi-Task Learning Car Recognition Method
+based on MobileNetV2* (2024): an ImageNet-pretrained MobileNetV2 whose pooled features feed
+a year, a make and a body-type head (Dropout 0.2 + Linear); a fourth head reads the features
+together with those three heads' logits and names one of the 196 Stanford Cars classes.
+
+## Test metrics
+
+Measured once, on the held-out **test** part ({test["images"]} images), with the model of the
+epoch that was best on the **validation** part (epoch {best} of {ran}); the test part was used
+for nothing else. Macro precision and recall average over the labels of each head.
+
+{metrics_table(test)}
+
+## Data and split
+
+- Stanford Cars (Krause et al., 2013), the 8,144 training images, each **cropped to its
+  bounding box** and shrunk to at most 448 px on the longer side.
+- Split per class, seeded (seed {split["seed"]}), {1 - split["val_fraction"] - split["test_fraction"]:.0%} / {split["val_fraction"]:.0%} / {split["test_fraction"]:.0%}:
+  {parts["train"]} train, {parts["val"]} validation, {parts["test"]} test images. Byte-identical
+  duplicates stay in one part. The file lists are in `split.json`.
+
+## Training
+
+- Backbone initialisation: {backbone_text}.
+- Input: {args["image_size"]} x {args["image_size"]} px (the crop is resized, not padded),
+  ImageNet normalisation.
+- Loss: CE(196 classes) + {args["lambda_year"]} CE(year) + {args["lambda_make"]} CE(make) + {args["lambda_type"]} CE(body type).
+- Hardware: {hardware}; {ran} epochs in {hours:.1f} h.
+- Per-epoch history: `history.csv`. Recipe (`python -m training.train` arguments):
+
+| argument | value |
+|---|---|
+{recipe}
+
+## Limits
+
+- Trained and tested on **tight crops** of cars: whole photos with background, several cars
+  or unusual angles score lower than the numbers above.
+- Knows only the 196 Stanford Cars classes, models of **2012 and earlier**; any other car is
+  given the nearest of these, so check the probabilities.
+- The Stanford Cars images are for non-commercial research and educational use.
+
+## Use
+
+```python
+from autospecnet import Predictor
+predictor = Predictor.from_source("this/repo")  # or a local folder
+print(predictor.predict("car.jpg").answer)
+```
+
+```bash
+python -m autospecnet predict car.jpg --model this/repo --json
+```
+
+## Reproduce
+
+```bash
+python -m training.train --data PATH/TO/stanford-cars-train --output-dir runs/model {" ".join(_flags(args))}
+python -m training.evaluate --model runs/model/best --data PATH/TO/stanford-cars-train --split test --json
+```
+"""
+
+
+def _flags(args: dict) -> list[str]:
+    defaults = {"image_size": 224, "batch_size": 32, "epochs": 40, "lr": 0.01, "head_lr_mult": 1.0, "momentum": 0.9,
+                "weight_decay": 1e-4, "lr_schedule": "step", "warmup_epochs": 0.0, "label_smoothing": 0.0,
+                "augment": "paper", "seed": 0, "subset": 1.0, "dropout": 0.2}  # fmt: skip
+    flags = []
+    for key, default in defaults.items():
+        if key in args and args[key] != default:
+            flags.append(f"--{key.replace('_', '-')} {args[key]}")
+    if args.get("backbone_init", "imagenet") != "imagenet":
+        flags.append(f"--backbone-init {args['backbone_init']}")
+    return flags

@@ -1,0 +1,80 @@
+"""Evaluate any model source on any part of the split.
+
+    python -m training.evaluate --model assets/model --data ../shared/data/stanford-cars-train --split test --json
+    python -m training.evaluate --model owner/name@v1 --data ../shared/data/stanford-cars-train --split val
+
+The split is the model folder's ``split.json`` (the one it was trained with) unless
+``--split-file`` names another; without either it is made from ``--seed``. ``--json``
+prints one object, a stable format: ``{"split": ..., "images": N, "heads": {"model":
+{"accuracy", "top5", "precision", "recall"}, "year": {...}, "make": {...}, "type": {...}}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from autospecnet.model import HEADS
+from autospecnet.preprocess import eval_transform
+from autospecnet.sources import ModelLoadError, load_model
+from training.data import DATA_ENV, PARTS, CarImages, load_dataset, make_split, resolve_data_root
+from training.train import evaluate, evaluation_report
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Per-head accuracy, top-5, macro precision and recall of a model")
+    p.add_argument("--model", required=True, help="a model folder or Hub repo 'owner/name[@rev]'")
+    p.add_argument("--data", default=None, help=f"dataset folder (default: ${DATA_ENV})")
+    p.add_argument("--split", choices=PARTS, default="test", help="which part to evaluate on")
+    p.add_argument("--split-file", default=None, help="split.json to use (default: the model folder's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split when neither file exists")
+    p.add_argument("--crop", action="store_true", help="official layout: crop to bounding boxes")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--json", action="store_true", help="print the stable JSON report only")
+    return p
+
+
+def split_for(folder: Path, split_file: str | None, dataset, seed: int) -> dict:
+    path = Path(split_file) if split_file else folder / "split.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    if split_file:
+        raise SystemExit(f"No split file at {path}")
+    return make_split(dataset, seed=seed)
+
+
+def main(args) -> dict:
+    try:
+        loaded = load_model(args.model)
+    except ModelLoadError as error:
+        raise SystemExit(f"error: {error}") from None
+    dataset = load_dataset(resolve_data_root(args.data))
+    split = split_for(loaded.folder, args.split_file, dataset, args.seed)
+    device = torch.device(args.device)
+    model = loaded.model.to(device, memory_format=torch.channels_last)
+    images = CarImages(
+        dataset, split[args.split], eval_transform(model.image_size, model.mean, model.std), crop=args.crop
+    )
+    loader = torch.utils.data.DataLoader(images, batch_size=args.batch_size, num_workers=args.workers)
+    report = evaluation_report(args.split, evaluate(model, loader, device, desc=f"evaluate {args.split}"))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{args.model} on the {args.split} part ({report['images']} images):")
+        for head in HEADS:
+            m = report["heads"][head]
+            print(
+                f"  {head:<6} accuracy {m['accuracy']:.2%}  top-5 {m['top5']:.2%}  "
+                f"precision {m['precision']:.2%}  recall {m['recall']:.2%}"
+            )
+    return report
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())

@@ -1,0 +1,145 @@
+"""Successful and failed predictions of a model on the test part, for the app's Gallery page.
+
+    python -m training.gallery --model assets/model --data ../shared/data/stanford-cars-train \
+        --output assets/gallery/gallery.json
+    # also write thumbnails, for publishing with the model (never into this repository):
+    python -m training.gallery --model runs/bundled/best --data ... --output runs/bundled/gallery/gallery.json \
+        --thumbnails runs/bundled/gallery/thumbnails
+
+For each head, ``--per-head`` correct and as many wrong predictions are picked, the same for
+the same seed, spread over the true labels (one per label in turn). The manifest names dataset
+files by their path in the dataset; the app finds them under ``$AUTOSPECNET_DATA`` or among
+the published thumbnails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from autospecnet.model import HEADS
+from autospecnet.preprocess import eval_transform
+from autospecnet.sources import ModelLoadError, load_model
+from training.data import DATA_ENV, CarImages, load_dataset, resolve_data_root, save_json_atomic
+from training.evaluate import split_for
+
+THUMBNAIL_SIDE = 320
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Pick successful and failed test predictions per head")
+    p.add_argument("--model", required=True, help="a model folder or Hub repo 'owner/name[@rev]'")
+    p.add_argument("--data", default=None, help=f"dataset folder (default: ${DATA_ENV})")
+    p.add_argument("--output", default="assets/gallery/gallery.json", help="the manifest to write")
+    p.add_argument("--split-file", default=None, help="split.json (default: the model folder's)")
+    p.add_argument("--part", default="test", choices=("val", "test"))
+    p.add_argument("--per-head", type=int, default=12, help="successes and failures to pick per head")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--thumbnails", default=None, help="also write JPEG thumbnails of the picked images here")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return p
+
+
+@torch.inference_mode()
+def predict_files(model, loader, device) -> list[dict]:
+    """Per file: the true label of each head and the predicted label with its probability."""
+    model.eval()
+    vocabularies = model.vocabularies
+    results = []
+    for images, targets, files in tqdm(loader, desc="gallery", leave=False):
+        logits = model(images.to(device, memory_format=torch.channels_last))
+        head_targets = model.class_to_heads[targets.to(device)]
+        truths = {"model": targets.tolist()} | {
+            head: head_targets[:, column].tolist() for column, head in enumerate(("year", "make", "type"))
+        }
+        best = {head: logits[head].float().softmax(1).max(1) for head in HEADS}
+        for i, file in enumerate(files):
+            results.append(
+                {
+                    "file": file,
+                    "true": {head: vocabularies[head][truths[head][i]] for head in HEADS},
+                    "predicted": {
+                        head: {"label": vocabularies[head][best[head].indices[i]], "prob": float(best[head].values[i])}
+                        for head in HEADS
+                    },
+                }
+            )
+    return results
+
+
+def pick(results: list[dict], head: str, correct: bool, count: int, seed: int) -> list[dict]:
+    """``count`` results of one outcome, one per true label in turn, the same for the same seed."""
+    by_label = defaultdict(list)
+    for r in results:
+        if (r["predicted"][head]["label"] == r["true"][head]) == correct:
+            by_label[r["true"][head]].append(r)
+    rng = random.Random(f"{seed}:{head}:{correct}")
+    labels = sorted(by_label)
+    rng.shuffle(labels)
+    for label in labels:
+        rng.shuffle(by_label[label])
+    picked = []
+    while len(picked) < count and any(by_label.values()):
+        for label in labels:
+            if by_label[label] and len(picked) < count:
+                picked.append(by_label[label].pop())
+    return picked
+
+
+def write_thumbnail(source: Path, target: Path) -> None:
+    with Image.open(source) as image:
+        image = image.convert("RGB")
+        image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image.save(target, "JPEG", quality=85)
+
+
+def main(args) -> dict:
+    try:
+        loaded = load_model(args.model)
+    except ModelLoadError as error:
+        raise SystemExit(f"error: {error}") from None
+    dataset = load_dataset(resolve_data_root(args.data))
+    split = split_for(loaded.folder, args.split_file, dataset, args.seed)
+    device = torch.device(args.device)
+    model = loaded.model.to(device, memory_format=torch.channels_last)
+    images = CarImages(dataset, split[args.part], eval_transform(model.image_size, model.mean, model.std))
+    loader = torch.utils.data.DataLoader(images, batch_size=args.batch_size, num_workers=args.workers)
+    results = predict_files(model, loader, device)
+
+    items = []
+    for head in HEADS:
+        for correct in (True, False):
+            for r in pick(results, head, correct, args.per_head, args.seed):
+                items.append({"head": head, "correct": correct, **r})
+    manifest = {
+        "model": args.model,
+        "part": args.part,
+        "images_evaluated": len(results),
+        "per_head": args.per_head,
+        "seed": args.seed,
+        "thumbnail_folder": "thumbnails",
+        "items": items,
+    }
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    save_json_atomic(manifest, output)
+    if args.thumbnails:
+        for file in sorted({item["file"] for item in items}):
+            write_thumbnail(dataset.root / file, Path(args.thumbnails) / Path(file).name)
+    counts = {h: sum(1 for i in items if i["head"] == h and not i["correct"]) for h in HEADS}
+    print(f"{output}: {len(items)} picks from {len(results)} {args.part} images (failures per head: {counts})")
+    return manifest
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
