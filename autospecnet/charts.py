@@ -1,0 +1,70 @@
+"""Plotly figures for the app: per-head probability bars and accuracy-over-epoch curves."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from autospecnet.predict import HeadPrediction
+
+HEAD_TITLES = {"model": "Car", "make": "Make", "type": "Body type", "year": "Model year"}
+PART_TITLES = {"train": "train", "val": "validation"}
+
+
+def probability_bars(prediction: HeadPrediction) -> go.Figure:
+    """Horizontal bars, most probable on top, labelled with percentages."""
+    labels = [p.label for p in prediction.labels][::-1]
+    probs = [p.prob for p in prediction.labels][::-1]
+    colours = ["#9db4d8"] * (len(labels) - 1) + ["#1f5fbf"]
+    figure = go.Figure(
+        go.Bar(
+            x=probs, y=labels, orientation="h", marker_color=colours,
+            text=[f"{p:.1%}" for p in probs], textposition="auto",
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )  # fmt: skip
+    figure.update_layout(
+        title=HEAD_TITLES.get(prediction.head, prediction.head),
+        xaxis={"range": [0, 1], "tickformat": ".0%", "title": None},
+        yaxis={"title": None, "automargin": True},
+        height=90 + 28 * len(labels),
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        showlegend=False,
+    )
+    return figure
+
+
+def metric_column(part: str, head: str, metric: str = "acc") -> str:
+    """The history.csv column: ``val_acc`` for the 196-class head, ``train_make_acc`` for make..."""
+    return f"{part}_{'' if head == 'model' else head + '_'}{metric}"
+
+
+def history_curves(histories: dict[str, pd.DataFrame], head: str, parts: list[str], metric: str = "acc") -> go.Figure:
+    """One line per run and part; dashed for train, solid for validation."""
+    frames = []
+    for run, history in histories.items():
+        for part in parts:
+            column = metric_column(part, head, metric)
+            if column in history:
+                frames.append(pd.DataFrame({"epoch": history["epoch"], "value": history[column], "run": run,
+                                            "part": PART_TITLES[part]}))  # fmt: skip
+    data = pd.concat(frames) if frames else pd.DataFrame(columns=["epoch", "value", "run", "part"])
+    figure = px.line(data, x="epoch", y="value", color="run", line_dash="part", markers=True,
+                     line_dash_map={"train": "dash", "validation": "solid"})  # fmt: skip
+    figure.update_layout(
+        yaxis={
+            "tickformat": ".0%",
+            "title": f"{HEAD_TITLES.get(head, head)} {metric_name(metric)}",
+            "rangemode": "tozero",
+        },
+        xaxis={"title": "epoch", "dtick": 1},
+        legend={"title": None},
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        height=460,
+    )
+    return figure
+
+
+def metric_name(metric: str) -> str:
+    return {"acc": "accuracy", "precision": "macro precision", "recall": "macro recall"}[metric]

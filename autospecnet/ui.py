@@ -1,0 +1,82 @@
+"""Streamlit glue shared by the app's pages: the model (loaded once per process), the sidebar, cached predictions."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from autospecnet.model import HEADS
+from autospecnet.predict import Prediction, Predictor
+from autospecnet.sources import BUNDLED_MODEL_DIR, MODEL_ENV, LoadedModel, ModelLoadError, load_model
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+HEAD_LABELS = {"model": "Car", "make": "Make", "type": "Body type", "year": "Year"}
+
+
+@dataclass(frozen=True)
+class AppModel:
+    loaded: LoadedModel | None
+    predictor: Predictor | None
+    notice: str | None  # why the configured model is not the one in use
+    error: str | None  # why no model could be loaded at all
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def get_app_model(configured: str | None) -> AppModel:
+    """The configured source (``$AUTOSPECNET_MODEL``), falling back to the bundled model; one per process."""
+    notice = None
+    if configured:
+        try:
+            loaded = load_model(configured)
+            return AppModel(loaded, Predictor(loaded.model), None, None)
+        except ModelLoadError as error:
+            notice = f"Could not load the model `{configured}`: {error} Using the bundled model instead."
+    try:
+        loaded = load_model(BUNDLED_MODEL_DIR)
+    except ModelLoadError as error:
+        hint = f"Set {MODEL_ENV} to a model folder or Hub repo, or train one (see the README)."
+        return AppModel(None, None, notice, f"No model could be loaded. {error} {hint}")
+    return AppModel(loaded, Predictor(loaded.model), notice, None)
+
+
+def app_model() -> AppModel:
+    return get_app_model(os.environ.get(MODEL_ENV) or None)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def predict_photo(_predictor: Predictor, model_key: str, data: bytes, top_k: int) -> Prediction:
+    """Prediction for a photo's bytes, cached by content: reruns of the page cost nothing."""
+    return _predictor.predict(data, top_k=top_k)
+
+
+def model_key(model: AppModel) -> str:
+    loaded = model.loaded
+    return f"{loaded.source}@{loaded.revision}" if loaded else "none"
+
+
+def sidebar(model: AppModel) -> None:
+    with st.sidebar:
+        st.subheader("Model")
+        if model.loaded is None:
+            st.error("No model loaded.")
+        else:
+            loaded = model.loaded
+            where = "bundled" if loaded.folder.resolve() == BUNDLED_MODEL_DIR.resolve() else loaded.kind
+            st.markdown(f"**Source:** `{loaded.source}` ({where})")
+            if loaded.revision:
+                st.markdown(f"**Revision:** `{loaded.revision[:12]}`")
+            metrics = loaded.test_metrics
+            if metrics:
+                heads = metrics["heads"]
+                st.caption(f"Test accuracy ({metrics['images']} held-out crops):")
+                st.markdown("\n".join(f"- {HEAD_LABELS[h]}: **{heads[h]['accuracy']:.1%}**" for h in HEADS))
+            else:
+                st.caption("No test metrics were published with this model.")
+        if model.notice:
+            st.warning(model.notice)
+            if st.button("Try again", help="Reload the configured model"):
+                get_app_model.clear()
+                st.rerun()

@@ -1,0 +1,23 @@
+"""About: the model card of the model in use."""
+
+import streamlit as st
+
+from autospecnet import ui
+from autospecnet.model_card import card_body
+
+model = ui.app_model()
+st.title("About the model")
+if model.loaded is None:
+    st.error(model.error or "No model loaded.")
+    st.stop()
+
+body = card_body(model.loaded.folder)
+if body:
+    st.markdown(body)
+else:
+    st.info("This model has no model card (README.md).")
+st.divider()
+st.markdown(
+    "**Retrain and publish:** `python -m training.train --help`, then `python -m training.publish` "
+    "(see the README). The app loads any model folder or Hub repo set in `AUTOSPECNET_MODEL`."
+)

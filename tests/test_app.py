@@ -1,0 +1,162 @@
+"""The Streamlit app, page by page, through streamlit.testing's AppTest."""
+
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+HEADS = ("model", "year", "make", "type")
+
+
+def jpeg(seed: int, size=(160, 90)) -> bytes:
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def history_csv(final_val: float, epochs: int = 3) -> str:
+    lines = ["epoch," + ",".join(f"{part}_{'' if h == 'model' else h + '_'}{m}" for part in ("train", "val")
+                                 for h in HEADS for m in ("acc", "precision", "recall"))]  # fmt: skip
+    for epoch in range(1, epochs + 1):
+        value = final_val * epoch / epochs
+        lines.append(f"{epoch}," + ",".join(f"{value:.3f}" for _ in range(24)))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def app_model_dir(random_model_dir, tmp_path_factory):
+    """A model folder published with test metrics, a gallery (and its thumbnails) and experiment curves."""
+    folder = tmp_path_factory.mktemp("app") / "model"
+    shutil.copytree(random_model_dir, folder)
+    metrics = {h: {"accuracy": 0.5, "top5": 0.8, "precision": 0.5, "recall": 0.5} for h in HEADS}
+    (folder / "test_metrics.json").write_text(json.dumps({"split": "test", "images": 10, "heads": metrics}))
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# Test model card\n\nMade for the tests.\n")
+
+    thumbnails = folder / "gallery" / "thumbnails"
+    thumbnails.mkdir(parents=True)
+    items = []
+    for i, correct in enumerate([True, True, False]):
+        (thumbnails / f"{i:05d}.jpg").write_bytes(jpeg(i))
+        truth = {"model": "BMW M3 Coupe 2012", "year": "2012", "make": "BMW", "type": "Coupe"}
+        predicted = {h: {"label": truth[h] if correct else "Audi", "prob": 0.9} for h in HEADS}
+        for head in HEADS:
+            items.append({"head": head, "correct": correct, "file": f"images/{i:05d}.jpg", "true": truth,
+                          "predicted": predicted})  # fmt: skip
+    (folder / "gallery" / "gallery.json").write_text(json.dumps({"images_evaluated": 3, "items": items}))
+
+    experiments = folder / "experiments"
+    runs = {"size224-batch32-lr0.01": 0.4, "size400-batch32-lr0.01": 0.5}
+    for name, final in runs.items():
+        (experiments / name).mkdir(parents=True)
+        (experiments / name / "history.csv").write_text(history_csv(final))
+        metadata = {"budget": {"epochs": 3, "subset": 0.2, "full_protocol": False}, "hardware": "CPU: test"}
+        (experiments / name / "metadata.json").write_text(json.dumps(metadata))
+    grid = {"comparisons": {"image size": list(runs), "batch size": ["size224-batch32-lr0.01"]}}
+    (experiments / "grid.json").write_text(json.dumps(grid))
+    return folder
+
+
+@pytest.fixture
+def app(app_model_dir, monkeypatch):
+    monkeypatch.setenv("AUTOSPECNET_MODEL", str(app_model_dir))
+    monkeypatch.delenv("AUTOSPECNET_DATA", raising=False)
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+
+
+def test_predict_page_renders_and_waits_for_a_photo(app, app_model_dir):
+    assert not app.exception
+    assert app.title[0].value == "What car is that?"
+    assert any("No photo yet" in info.value for info in app.info)
+    sidebar = " ".join(m.value for m in app.sidebar.markdown)
+    assert str(app_model_dir) in sidebar and "Car: **50.0%**" in sidebar
+
+
+def test_uploaded_photo_gives_answer_and_four_charts(app):
+    app.file_uploader[0].set_value(("car.jpg", jpeg(1), "image/jpeg")).run()
+    assert not app.exception
+    answer = app.subheader[0].value
+    year, rest = answer.split(" ", 1)
+    assert year.isdigit() and rest
+    assert len(app.get("plotly_chart")) == 4
+    assert app.metric[0].value.endswith("%")
+
+
+def test_bad_file_shows_a_message_and_the_good_one_still_works(app):
+    app.file_uploader[0].set_value([("broken.jpg", b"\xff\xd8\xff garbage", "image/jpeg"),
+                                    ("car.jpg", jpeg(2), "image/jpeg")]).run()  # fmt: skip
+    assert not app.exception
+    assert "broken.jpg" in app.error[0].value and "not an image we can read" in app.error[0].value
+    assert len(app.get("plotly_chart")) == 4
+    table = app.dataframe[0].value
+    assert list(table["file"]) == ["broken.jpg", "car.jpg"]
+    assert table["error"].notna().tolist() == [True, False]
+
+
+def test_top_k_changes_the_bars(app):
+    app.file_uploader[0].set_value(("car.jpg", jpeg(3), "image/jpeg")).run()
+    app.select_slider[0].set_value(10).run()
+    figure = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert len(figure["data"][0]["y"]) == 10
+
+
+def test_gallery_page_filters_by_outcome(app, app_model_dir):
+    app.switch_page("pages/gallery.py").run()
+    assert not app.exception
+    assert len(app.get("image")) == 3  # thumbnails published with the model
+    app.segmented_control[1].set_value("wrong").run()
+    marks = [m.value for m in app.markdown if m.value.startswith(("✅", "❌"))]
+    assert marks and all(m.startswith("❌") for m in marks)
+
+
+def test_gallery_without_images_says_how_to_get_them(app, app_model_dir, tmp_path, monkeypatch):
+    shutil.rmtree(app_model_dir / "gallery" / "thumbnails", ignore_errors=False)
+    try:
+        app.switch_page("pages/gallery.py").run()
+        assert not app.exception
+        assert any("AUTOSPECNET_DATA" in info.value for info in app.info)
+    finally:
+        (app_model_dir / "gallery" / "thumbnails").mkdir()
+        for i in range(3):
+            (app_model_dir / "gallery" / "thumbnails" / f"{i:05d}.jpg").write_bytes(jpeg(i))
+
+
+def test_experiments_page_shows_curves_and_the_budget(app):
+    app.switch_page("pages/experiments.py").run()
+    assert not app.exception
+    assert "reduced budget" in app.warning[0].value
+    figure = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert {trace["legendgroup"].split(",")[0] for trace in figure["data"]} == {
+        "size224-batch32-lr0.01",
+        "size400-batch32-lr0.01",
+    }
+    app.segmented_control[0].set_value("batch size").run()
+    figure = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert {trace["legendgroup"].split(",")[0] for trace in figure["data"]} == {"size224-batch32-lr0.01"}
+    assert len(app.dataframe[0].value) == 2
+
+
+def test_about_page_shows_the_model_card(app):
+    app.switch_page("pages/about.py").run()
+    assert not app.exception
+    text = " ".join(m.value for m in app.markdown)
+    assert "Test model card" in text and "license: mit" not in text
+
+
+def test_unloadable_configured_model_falls_back_with_a_notice(monkeypatch, tmp_path):
+    monkeypatch.setenv("AUTOSPECNET_MODEL", str(tmp_path / "missing-model"))
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not app.exception
+    assert "Could not load the model" in app.sidebar.warning[0].value
+    from autospecnet.sources import BUNDLED_MODEL_DIR
+
+    if (BUNDLED_MODEL_DIR / "model.safetensors").is_file():
+        assert "bundled" in " ".join(m.value for m in app.sidebar.markdown)
+    else:
+        assert "No model could be loaded" in app.error[0].value
