@@ -8,10 +8,10 @@ st.set_page_config(page_title="AutoSpecNet: what car is that?", page_icon="🚗"
 
 navigation = st.navigation(
     [
-        st.Page("pages/predict.py", title="Predict", icon="🔍", default=True),
-        st.Page("pages/gallery.py", title="Gallery", icon="🖼️"),
-        st.Page("pages/experiments.py", title="Experiments", icon="📈"),
-        st.Page("pages/about.py", title="About the model", icon="ℹ️"),
+        st.Page("pages/predict.py", title="Predict", icon=":material/search:", default=True),
+        st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
+        st.Page("pages/experiments.py", title="Experiments", icon=":material/monitoring:"),
+        st.Page("pages/about.py", title="About the model", icon=":material/info:"),
     ]
 )
 ui.sidebar(ui.app_model())

@@ -27,7 +27,7 @@ def probability_bars(prediction: HeadPrediction) -> go.Figure:
     figure.update_layout(
         title=HEAD_TITLES.get(prediction.head, prediction.head),
         xaxis={"range": [0, 1], "tickformat": ".0%", "title": None},
-        yaxis={"title": None, "automargin": True},
+        yaxis={"title": None, "automargin": True, "type": "category"},
         height=90 + 28 * len(labels),
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         showlegend=False,

@@ -30,7 +30,8 @@ from autospecnet.labels import LabelError
 from autospecnet.model import AutoSpecNet
 
 MODEL_ENV = "AUTOSPECNET_MODEL"
-BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "model"
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+BUNDLED_MODEL_DIR = ASSETS_DIR / "model"
 HUB_FILES = ["*.json", "*.safetensors", "*.md", "*.csv"]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

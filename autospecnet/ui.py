@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import streamlit as st
 
 from autospecnet.model import HEADS
 from autospecnet.predict import Prediction, Predictor
-from autospecnet.sources import BUNDLED_MODEL_DIR, MODEL_ENV, LoadedModel, ModelLoadError, load_model
+from autospecnet.sources import ASSETS_DIR, BUNDLED_MODEL_DIR, MODEL_ENV, LoadedModel, ModelLoadError, load_model
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = ASSETS_DIR
 HEAD_LABELS = {"model": "Car", "make": "Make", "type": "Body type", "year": "Year"}
 
 
