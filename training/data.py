@@ -201,5 +201,6 @@ class CarImages(torch.utils.data.Dataset):
         with Image.open(self.root / sample.filename) as image:
             image = image.convert("RGB")
         if self.crop and sample.bbox is not None:
-            image = image.crop(sample.bbox)
+            x1, y1, x2, y2 = sample.bbox  # the devkit's corners are inclusive
+            image = image.crop((x1, y1, x2 + 1, y2 + 1))
         return self.transform(image), sample.label, sample.filename

@@ -259,10 +259,11 @@ def _read_history(path: Path, epochs_done: int) -> list[dict]:
         return [row for row in csv.DictReader(f) if int(row["epoch"]) <= epochs_done]
 
 
-def _save_model_atomic(model: AutoSpecNet, folder: Path) -> None:
+def _save_model_atomic(model: AutoSpecNet, folder: Path, split_path: Path) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
+    shutil.copy(split_path, tmp / "split.json")  # a model folder names the images it was trained and tested on
     old = folder.with_name(folder.name + ".old")
     if folder.exists():
         os.replace(folder, old)
@@ -286,7 +287,8 @@ def make_loaders(dataset, split: dict, args, device):
     }
     train_images = AugmentedImages(dataset, train_files, train_transform(args.image_size, args.augment), crop=args.crop)
     sampler = SeededShuffle(len(train_images), args.seed)
-    train_loader = torch.utils.data.DataLoader(train_images, sampler=sampler, drop_last=True, **loader_kwargs)
+    drop_last = len(train_images) > args.batch_size  # a last batch of 1 breaks BatchNorm; tiny sets keep theirs
+    train_loader = torch.utils.data.DataLoader(train_images, sampler=sampler, drop_last=drop_last, **loader_kwargs)
     eval_loaders = {
         part: torch.utils.data.DataLoader(
             CarImages(dataset, split[part], eval_transform(args.image_size), crop=args.crop), **loader_kwargs
@@ -327,6 +329,7 @@ def main(args) -> dict:
     save_json_atomic(split, split_path)
 
     taxonomy = Taxonomy.from_class_names(dataset.class_names)
+    torch.manual_seed(args.seed)  # the heads' (and a 'none' backbone's) initial weights
     model = AutoSpecNet.from_taxonomy(taxonomy, image_size=args.image_size, dropout=args.dropout)
     if checkpoint is None:
         init_backbone(model, args.backbone_init)
@@ -369,7 +372,7 @@ def main(args) -> dict:
         _write_history(history, out / "history.csv")
         if val_stats["model"]["acc"] > best_val_acc:
             best_val_acc = val_stats["model"]["acc"]
-            _save_model_atomic(model, out / "best")
+            _save_model_atomic(model, out / "best", split_path)
         _save_checkpoint(
             {
                 "model": model.state_dict(),

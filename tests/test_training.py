@@ -1,0 +1,295 @@
+"""The training package end to end on tiny synthetic datasets, and a few batches of the real data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import ROOT, run_python
+from tests.synthetic import CLASSES, make_folder_layout, make_official_layout
+from training import evaluate as evaluate_cli
+from training import experiments, gallery, publish
+from training.data import CarImages, load_dataset, make_split
+from training.train import get_args_parser
+from training.train import main as train
+
+TINY = ["--image-size", "64", "--batch-size", "8", "--backbone-init", "none", "--workers", "0", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def folder_data(tmp_path_factory) -> Path:
+    return make_folder_layout(tmp_path_factory.mktemp("folder-layout"))
+
+
+@pytest.fixture(scope="module")
+def official_data(tmp_path_factory) -> Path:
+    return make_official_layout(tmp_path_factory.mktemp("official-layout"))
+
+
+def train_args(data: Path, out: Path, *extra: str):
+    return get_args_parser().parse_args(["--data", str(data), "--output-dir", str(out), *TINY, *extra])
+
+
+def history_without_times(run: Path) -> list[dict]:
+    with open(run / "history.csv", newline="") as f:
+        return [{k: v for k, v in row.items() if k != "epoch_time"} for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def finished_run(folder_data, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "uninterrupted"
+    train(train_args(folder_data, run, "--epochs", "2"))
+    return run
+
+
+# The split
+
+
+def test_split_is_stratified_seeded_and_keeps_duplicates_together(folder_data):
+    dataset = load_dataset(folder_data)
+    split = make_split(dataset, seed=0)
+    parts = {p: set(split[p]) for p in ("train", "val", "test")}
+    assert (
+        not (parts["train"] & parts["val"])
+        and not (parts["train"] & parts["test"])
+        and not (parts["val"] & parts["test"])
+    )
+    assert set().union(*parts.values()) == {s.filename for s in dataset.samples}
+    labels = {s.filename: s.label for s in dataset.samples}
+    for part, expected in (("val", 0.15), ("test", 0.15)):
+        for label in range(len(CLASSES)):
+            count = sum(labels[f] == label for f in parts[part])
+            assert abs(count - expected * 10) <= 1.5, (part, label, count)
+    for sample in dataset.samples:
+        if sample.duplicate_of:
+            assert [p for p in parts if sample.filename in parts[p]] == [
+                p for p in parts if sample.duplicate_of in parts[p]
+            ]
+    assert make_split(dataset, seed=0) == split
+    assert make_split(dataset, seed=1)["test"] != split["test"]
+
+
+def test_official_layout_matches_torchvision_and_keeps_its_test_split(official_data):
+    from torchvision.datasets import StanfordCars
+
+    dataset = load_dataset(official_data)
+    for part in ("train", "test"):
+        reference = StanfordCars(official_data, split=part)
+        ours = sorted((str(official_data / "stanford_cars" / s.filename), s.label)
+                      for s in dataset.samples if s.official_part == part)  # fmt: skip
+        assert ours == sorted(reference._samples)
+    split = make_split(dataset, seed=0)
+    assert (
+        split["official_test"] and len(split["test"]) == 12 and all(f.startswith("cars_test/") for f in split["test"])
+    )
+    assert all(f.startswith("cars_train/") for f in split["train"] + split["val"]) and len(split["val"]) == 4
+
+
+def test_bounding_box_crop(official_data):
+    dataset = load_dataset(official_data)
+    files = [dataset.samples[0].filename]
+    full = CarImages(dataset, files, lambda image: image)[0][0]
+    cropped = CarImages(dataset, files, lambda image: image, crop=True)[0][0]
+    assert full.size == (140, 100) and cropped.size == (96, 56)
+
+
+# Metrics
+
+
+def test_metrics_equal_a_hand_computation():
+    from training.metrics import HeadMetrics, macro_precision_recall
+
+    targets = torch.tensor([0, 0, 0, 1, 1, 2])
+    predictions = torch.tensor([0, 0, 1, 1, 2, 2])
+    precision, recall = macro_precision_recall(predictions, targets, num_labels=4)
+    # class 0: P 2/2, R 2/3; class 1: P 1/2, R 1/2; class 2: P 1/2, R 1/1; class 3 absent everywhere
+    assert precision == pytest.approx((1 + 0.5 + 0.5) / 3)
+    assert recall == pytest.approx((2 / 3 + 0.5 + 1) / 3)
+    metrics = HeadMetrics(num_labels=4, top_k=2)
+    logits = torch.nn.functional.one_hot(predictions, 4).float()
+    logits[:, 3] += 0.5  # every second guess is class 3
+    metrics.update(logits, targets)
+    result = metrics.compute()
+    assert result["acc"] == pytest.approx(4 / 6) and result["top5"] == pytest.approx(4 / 6)
+
+
+# Training runs
+
+
+def test_training_writes_the_run_folder(finished_run):
+    assert {p.name for p in finished_run.iterdir()} >= {"args.json", "split.json", "history.csv", "checkpoint.pt", "best",
+                                                         "test_metrics.json"}  # fmt: skip
+    rows = history_without_times(finished_run)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    for column in ("train_loss", "train_acc", "train_year_acc", "train_make_acc", "train_type_acc", "val_loss", "val_acc",
+                   "val_make_precision", "val_type_recall", "val_top5"):  # fmt: skip
+        assert column in rows[0]
+    report = json.loads((finished_run / "test_metrics.json").read_text())
+    assert report["split"] == "test" and report["images"] == len(
+        json.loads((finished_run / "split.json").read_text())["test"]
+    )
+    assert set(report["heads"]) == {"model", "year", "make", "type"}
+    assert (finished_run / "best" / "split.json").is_file()
+
+
+def test_best_model_is_chosen_on_validation(finished_run):
+    rows = history_without_times(finished_run)
+    best_epoch = max(rows, key=lambda r: float(r["val_acc"]))
+    checkpoint = torch.load(finished_run / "checkpoint.pt", weights_only=True)
+    assert checkpoint["best_val_acc"] == pytest.approx(float(best_epoch["val_acc"]))
+
+
+def test_resume_after_a_kill_gives_the_uninterrupted_result(folder_data, finished_run, tmp_path):
+    run = tmp_path / "killed"
+    command = [sys.executable, "-m", "training.train", "--data", str(folder_data), "--output-dir", str(run), *TINY,
+               "--epochs", "2"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (run / "checkpoint.pt").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (run / "checkpoint.pt").exists()
+
+    train(train_args(folder_data, run, "--epochs", "2", "--resume"))
+    assert history_without_times(run) == history_without_times(finished_run)
+    ours, theirs = load_file(run / "best" / "model.safetensors"), load_file(finished_run / "best" / "model.safetensors")
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert json.loads((run / "test_metrics.json").read_text()) == json.loads(
+        (finished_run / "test_metrics.json").read_text()
+    )
+
+
+def test_an_existing_run_needs_resume(folder_data, finished_run):
+    with pytest.raises(SystemExit, match="--resume"):
+        train(train_args(folder_data, finished_run, "--epochs", "2"))
+
+
+def test_resume_refuses_changed_settings(folder_data, finished_run):
+    with pytest.raises(SystemExit, match="batch_size"):
+        train(train_args(folder_data, finished_run, "--epochs", "2", "--resume", "--batch-size", "4"))
+
+
+def test_official_layout_trains_with_cropping(official_data, tmp_path):
+    report = train(train_args(official_data, tmp_path / "run", "--epochs", "1", "--crop"))
+    assert report["images"] == 12
+
+
+@pytest.mark.slow
+def test_dry_run_on_the_real_data(shared_data, imagenet_weights, tmp_path):
+    result = run_python(
+        "-m", "training.train", "--data", str(shared_data), "--output-dir", str(tmp_path / "dry"), "--dry-run",
+        "--epochs", "1", "--batch-size", "8", "--workers", "0", "--backbone-init", str(imagenet_weights),
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    split = json.loads((tmp_path / "dry" / "split.json").read_text())
+    assert (len(split["train"]), len(split["val"]), len(split["test"])) == (5707, 1219, 1218)
+    assert json.loads((tmp_path / "dry" / "test_metrics.json").read_text())["images"] == 16
+
+
+# Evaluation, gallery, publishing, experiments
+
+
+def test_evaluate_reproduces_the_run_test_metrics(folder_data, finished_run, capsys):
+    args = evaluate_cli.get_args_parser().parse_args(
+        [
+            "--model",
+            str(finished_run / "best"),
+            "--data",
+            str(folder_data),
+            "--split",
+            "test",
+            "--json",
+            "--workers",
+            "0",
+        ]
+    )
+    evaluate_cli.main(args)
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    expected = json.loads((finished_run / "test_metrics.json").read_text())
+    assert printed["images"] == expected["images"]
+    for head in expected["heads"]:
+        assert printed["heads"][head] == pytest.approx(expected["heads"][head])
+
+
+def test_gallery_picks_are_balanced_and_reproducible(folder_data, finished_run, tmp_path):
+    def run(output: Path, thumbnails: Path | None = None) -> dict:
+        argv = ["--model", str(finished_run / "best"), "--data", str(folder_data), "--output", str(output),
+                "--per-head", "3", "--workers", "0"]  # fmt: skip
+        if thumbnails:
+            argv += ["--thumbnails", str(thumbnails)]
+        return gallery.main(gallery.get_args_parser().parse_args(argv))
+
+    first = run(tmp_path / "a" / "gallery.json", tmp_path / "a" / "thumbnails")
+    assert run(tmp_path / "b" / "gallery.json")["items"] == first["items"]
+    test_files = set(json.loads((finished_run / "split.json").read_text())["test"])
+    for head in ("model", "year", "make", "type"):
+        for correct in (True, False):
+            picks = [i for i in first["items"] if i["head"] == head and i["correct"] == correct]
+            assert len(picks) <= 3 and all(i["file"] in test_files for i in picks)
+            assert all((i["predicted"][head]["label"] == i["true"][head]) == correct for i in picks)
+            if len(picks) > 1:  # one per true label before a second of the same
+                labels = [i["true"][head] for i in picks]
+                assert len(set(labels)) == min(len(labels), len({i["true"][head] for i in picks}))
+    assert {p.name for p in (tmp_path / "a" / "thumbnails").iterdir()} == {Path(i["file"]).name for i in first["items"]}
+
+
+def test_publish_dry_run_assembles_a_checked_model_folder(finished_run, tmp_path):
+    folder = tmp_path / "publish"
+    publish.main(
+        publish.get_args_parser().parse_args(["--run", str(finished_run), "--folder", str(folder), "--dry-run"])
+    )
+    assert {p.name for p in folder.iterdir()} == {"README.md", "config.json", "model.safetensors", "test_metrics.json",
+                                                  "split.json", "history.csv", "training_args.json"}  # fmt: skip
+    card = (folder / "README.md").read_text()
+    accuracy = json.loads((finished_run / "test_metrics.json").read_text())["heads"]["model"]["accuracy"]
+    assert f"{accuracy:.2%}" in card and "64 x 64 px" in card and "2 epochs" in card and "bounding box" in card
+    assert publish.check(folder) == []
+
+
+def test_publish_refuses_an_unfinished_run(finished_run, tmp_path):
+    with pytest.raises(SystemExit, match="not a finished run"):
+        publish.main(publish.get_args_parser().parse_args(["--run", str(tmp_path), "--folder", str(tmp_path / "x"),
+                                                           "--dry-run"]))  # fmt: skip
+
+
+def test_experiment_grid_exports_histories_and_skips_finished_runs(folder_data, tmp_path, capsys):
+    argv = ["--data", str(folder_data), "--runs-dir", str(tmp_path / "runs"), "--output-dir", str(tmp_path / "out"),
+            "--epochs", "1", "--subset", "0.5", "--backbone-init", "none", "--workers", "0",
+            "--only", "size224-batch16-lr0.01"]  # fmt: skip
+    experiments.main(experiments.get_args_parser().parse_args(argv))
+    exported = tmp_path / "out" / "size224-batch16-lr0.01"
+    metadata = json.loads((exported / "metadata.json").read_text())
+    assert metadata["hyperparameters"]["image_size"] == 224 and metadata["hyperparameters"]["batch_size"] == 16
+    train_part = json.loads((tmp_path / "runs" / "size224-batch16-lr0.01" / "split.json").read_text())["train"]
+    assert metadata["budget"] == {"epochs": 1, "subset": 0.5, "train_images": round(len(train_part) * 0.5),
+                                  "full_protocol": False, "dry_run": False}  # fmt: skip
+    assert metadata["hardware"] and metadata["wall_seconds"] > 0 and "test" in metadata
+    assert (exported / "history.csv").read_text().count("\n") == 2
+    grid = json.loads((tmp_path / "out" / "grid.json").read_text())
+    assert "size224-batch16-lr0.01" in grid["comparisons"]["batch size"]
+
+    capsys.readouterr()
+    experiments.main(experiments.get_args_parser().parse_args(argv))
+    assert "finished already, skipped" in capsys.readouterr().out
+
+
+def test_module_docstrings_give_the_commands():
+    for module in ("train", "evaluate", "experiments", "gallery", "publish"):
+        doc = __import__(f"training.{module}", fromlist=["x"]).__doc__
+        assert f"python -m training.{module}" in doc
+
+
+def test_training_never_imported_by_autospecnet():
+    for path in (ROOT / "autospecnet").rglob("*.py"):
+        assert "import training" not in path.read_text() and "from training" not in path.read_text(), path
