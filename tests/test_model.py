@@ -69,3 +69,15 @@ def test_offline_imagenet_backbone_loads_strictly(taxonomy, imagenet_weights):
 def test_missing_backbone_file_is_a_clear_error(taxonomy, tmp_path):
     with pytest.raises(FileNotFoundError, match="backbone weights not found"):
         init_backbone(AutoSpecNet.from_taxonomy(taxonomy), str(tmp_path / "nope.safetensors"))
+
+
+def test_fused_model_gives_the_same_outputs(random_model_dir):
+    model = AutoSpecNet.from_pretrained(random_model_dir)  # BatchNorm statistics randomised by the fixture
+    fused = model.fused_for_inference()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    images = torch.randn(3, 3, 96, 96)
+    with torch.inference_mode():
+        expected, actual = model(images), fused(images)
+    for head in expected:
+        torch.testing.assert_close(actual[head], expected[head], rtol=1e-4, atol=1e-4)
