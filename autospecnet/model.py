@@ -54,6 +54,7 @@ class AutoSpecNet(
         mean: list[float] = list(IMAGENET_MEAN),  # noqa: B006 - read only; the mixin records defaults
         std: list[float] = list(IMAGENET_STD),  # noqa: B006
         dropout: float = 0.2,
+        temperatures: dict[str, float] | None = None,
     ):
         super().__init__()
         taxonomy = Taxonomy.from_class_names(class_names)
@@ -64,6 +65,8 @@ class AutoSpecNet(
         self.image_size = int(image_size)
         self.mean = tuple(mean)
         self.std = tuple(std)
+        # Softmax temperature per head, fitted on validation data by training.calibrate (1.0: uncalibrated).
+        self.temperatures = {head: float((temperatures or {}).get(head, 1.0)) for head in HEADS}
 
         self.backbone = mobilenet_v2().features
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -84,7 +87,9 @@ class AutoSpecNet(
         )
 
     @classmethod
-    def from_taxonomy(cls, taxonomy: Taxonomy, image_size: int = 224, dropout: float = 0.2) -> AutoSpecNet:
+    def from_taxonomy(
+        cls, taxonomy: Taxonomy, image_size: int = 224, dropout: float = 0.2, temperatures: dict | None = None
+    ) -> AutoSpecNet:
         return cls(
             class_names=list(taxonomy.class_names),
             years=list(taxonomy.years),
@@ -92,7 +97,14 @@ class AutoSpecNet(
             body_types=list(taxonomy.body_types),
             image_size=image_size,
             dropout=dropout,
+            temperatures=temperatures,
         )
+
+    def with_temperatures(self, temperatures: dict[str, float]) -> AutoSpecNet:
+        """The same weights with other softmax temperatures (recorded in config.json when saved)."""
+        model = type(self)(**{**self._hub_mixin_config, "temperatures": dict(temperatures)})
+        model.load_state_dict(self.state_dict())
+        return model.train(self.training)
 
     @property
     def vocabularies(self) -> dict[str, tuple[str, ...]]:

@@ -79,10 +79,11 @@ class Predictor:
 
     @torch.inference_mode()
     def probabilities(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Softmax of each head for a preprocessed batch."""
+        """Each head's probabilities for a preprocessed batch: softmax at the head's calibrated temperature."""
         with self._lock:
             logits = self.model(batch.to(self.device, memory_format=torch.channels_last))
-        return {head: logits[head].float().softmax(dim=1).cpu() for head in HEADS}
+        temperatures = self.model.temperatures
+        return {head: (logits[head].float() / temperatures[head]).softmax(dim=1).cpu() for head in HEADS}
 
     def predict(self, image: Image.Image | ImageSource, top_k: int | None = 5) -> Prediction:
         return self.predict_batch([image], top_k=top_k)[0]

@@ -293,3 +293,41 @@ def test_module_docstrings_give_the_commands():
 def test_training_never_imported_by_autospecnet():
     for path in (ROOT / "autospecnet").rglob("*.py"):
         assert "import training" not in path.read_text() and "from training" not in path.read_text(), path
+
+
+def test_calibration_fits_temperatures_on_validation(folder_data, finished_run, tmp_path):
+    import shutil
+
+    import torch.nn.functional as F
+
+    from autospecnet import Predictor, load_model
+    from training import calibrate
+
+    folder = tmp_path / "model"
+    shutil.copytree(finished_run / "best", folder)
+    before = Predictor(load_model(folder).model).predict_batch([str(folder_data / "images" / "00001.jpg")], top_k=None)[
+        0
+    ]
+    argv = ["--model", str(folder), "--data", str(folder_data), "--workers", "0"]
+    report = calibrate.main(calibrate.get_args_parser().parse_args(argv))
+
+    config = json.loads((folder / "config.json").read_text())
+    assert config["temperatures"] == pytest.approx(report["temperatures"])
+    assert json.loads((folder / "calibration.json").read_text())["temperatures"] == pytest.approx(
+        report["temperatures"]
+    )
+    model = load_model(folder).model
+    assert model.temperatures == pytest.approx(report["temperatures"])
+
+    split = json.loads((folder / "split.json").read_text())
+    images = CarImages(load_dataset(folder_data), split["val"], calibrate.eval_transform(64, model.mean, model.std))
+    logits, targets = calibrate.collect_logits(model, torch.utils.data.DataLoader(images, batch_size=16))
+    for head, temperature in report["temperatures"].items():
+        assert (
+            F.cross_entropy(logits[head] / temperature, targets[head])
+            <= F.cross_entropy(logits[head], targets[head]) + 1e-6
+        )
+
+    after = Predictor(model).predict_batch([str(folder_data / "images" / "00001.jpg")], top_k=None)[0]
+    assert after.class_name == before.class_name
+    assert after.confidence != pytest.approx(before.confidence, abs=1e-6)
