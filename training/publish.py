@@ -53,6 +53,8 @@ def assemble(run: Path, folder: Path, experiments: Path | None, gallery: Path | 
     tmp.mkdir(parents=True)
     for name in MODEL_FILES:
         shutil.copy(run / "best" / name, tmp / name)
+    if (run / "best" / "calibration.json").is_file():
+        shutil.copy(run / "best" / "calibration.json", tmp / "calibration.json")
     for source, target in RECORD_FILES.items():
         shutil.copy(run / source, tmp / target)
     (tmp / "README.md").write_text(model_card(run, hardware))
