@@ -301,6 +301,7 @@ def test_calibration_fits_temperatures_on_validation(folder_data, finished_run, 
     import torch.nn.functional as F
 
     from autospecnet import Predictor, load_model
+    from autospecnet.preprocess import eval_transform
     from training import calibrate
 
     folder = tmp_path / "model"
@@ -320,7 +321,7 @@ def test_calibration_fits_temperatures_on_validation(folder_data, finished_run, 
     assert model.temperatures == pytest.approx(report["temperatures"])
 
     split = json.loads((folder / "split.json").read_text())
-    images = CarImages(load_dataset(folder_data), split["val"], calibrate.eval_transform(64, model.mean, model.std))
+    images = CarImages(load_dataset(folder_data), split["val"], eval_transform(64, model.mean, model.std))
     logits, targets = calibrate.collect_logits(model, torch.utils.data.DataLoader(images, batch_size=16))
     for head, temperature in report["temperatures"].items():
         assert (

@@ -21,10 +21,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from autospecnet.model import HEADS
-from autospecnet.preprocess import eval_transform
-from autospecnet.sources import ModelLoadError, load_model
-from training.data import DATA_ENV, CarImages, load_dataset, resolve_data_root, save_json_atomic
-from training.evaluate import split_for
+from training.data import DATA_ENV, save_json_atomic
+from training.evaluate import load_for_evaluation, part_loader
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -34,21 +32,24 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-file", default=None, help="split.json (default: the model folder's)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p
 
 
 @torch.no_grad()  # not inference_mode: the temperature fit differentiates through these logits
 def collect_logits(model, loader) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     model.eval()
+    device = next(model.parameters()).device
     logits, targets = {h: [] for h in HEADS}, {h: [] for h in HEADS}
     for images, classes, _ in tqdm(loader, desc="logits", leave=False):
-        out = model(images.to(memory_format=torch.channels_last))
+        classes = classes.to(device)
+        out = model(images.to(device, memory_format=torch.channels_last))
         head_targets = model.class_to_heads[classes]
         truth = {"model": classes, "year": head_targets[:, 0], "make": head_targets[:, 1], "type": head_targets[:, 2]}
         for head in HEADS:
             logits[head].append(out[head].float())
             targets[head].append(truth[head])
-    return {h: torch.cat(v) for h, v in logits.items()}, {h: torch.cat(v) for h, v in targets.items()}
+    return {h: torch.cat(v).cpu() for h, v in logits.items()}, {h: torch.cat(v).cpu() for h, v in targets.items()}
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -62,7 +63,7 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
         return loss
 
     optimizer.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 def expected_calibration_error(probs: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> float:
@@ -80,24 +81,11 @@ def expected_calibration_error(probs: torch.Tensor, targets: torch.Tensor, bins:
 
 
 def main(args) -> dict:
-    try:
-        loaded = load_model(args.model)
-    except ModelLoadError as error:
-        raise SystemExit(f"error: {error}") from None
+    loaded, dataset, split = load_for_evaluation(args)
     if loaded.kind != "local":
         raise SystemExit("--model must be a local folder: calibration rewrites its config.json")
-    dataset = load_dataset(resolve_data_root(args.data))
-    split = split_for(loaded.folder, args.split_file, dataset, seed=0)
-    model = loaded.model.to(memory_format=torch.channels_last)
-    transform = eval_transform(model.image_size, model.mean, model.std)
-
-    def logits_of(part):
-        images = CarImages(dataset, split[part], transform)
-        return collect_logits(
-            model, torch.utils.data.DataLoader(images, batch_size=args.batch_size, num_workers=args.workers)
-        )
-
-    parts = {part: logits_of(part) for part in ("val", "test")}
+    parts = {part: collect_logits(loaded.model, part_loader(loaded.model, dataset, split[part], args))
+             for part in ("val", "test")}  # fmt: skip
     val_logits, val_targets = parts["val"]
     temperatures = {head: fit_temperature(val_logits[head], val_targets[head]) for head in HEADS}
     report = {"temperatures": temperatures}

@@ -49,19 +49,30 @@ def split_for(folder: Path, split_file: str | None, dataset, seed: int) -> dict:
     return make_split(dataset, seed=seed)
 
 
-def main(args) -> dict:
+def load_for_evaluation(args):
+    """(loaded model on its device, dataset, split) for --model, --data, --split-file, --seed, --device."""
     try:
         loaded = load_model(args.model)
     except ModelLoadError as error:
         raise SystemExit(f"error: {error}") from None
     dataset = load_dataset(resolve_data_root(args.data))
-    split = split_for(loaded.folder, args.split_file, dataset, args.seed)
+    split = split_for(loaded.folder, args.split_file, dataset, getattr(args, "seed", 0))
+    loaded.model.to(torch.device(args.device), memory_format=torch.channels_last)
+    return loaded, dataset, split
+
+
+def part_loader(model, dataset, files: list[str], args) -> torch.utils.data.DataLoader:
+    """The files of one part, preprocessed as ``model``'s config says."""
+    transform = eval_transform(model.image_size, model.mean, model.std)
+    images = CarImages(dataset, files, transform, crop=getattr(args, "crop", False))
+    return torch.utils.data.DataLoader(images, batch_size=args.batch_size, num_workers=args.workers)
+
+
+def main(args) -> dict:
+    loaded, dataset, split = load_for_evaluation(args)
+    loader = part_loader(loaded.model, dataset, split[args.split], args)
     device = torch.device(args.device)
-    model = loaded.model.to(device, memory_format=torch.channels_last)
-    images = CarImages(
-        dataset, split[args.split], eval_transform(model.image_size, model.mean, model.std), crop=args.crop
-    )
-    loader = torch.utils.data.DataLoader(images, batch_size=args.batch_size, num_workers=args.workers)
+    model = loaded.model
     report = evaluation_report(args.split, evaluate(model, loader, device, desc=f"evaluate {args.split}"))
     if args.json:
         print(json.dumps(report))

@@ -25,10 +25,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from autospecnet.model import HEADS
-from autospecnet.preprocess import eval_transform
-from autospecnet.sources import ModelLoadError, load_model
-from training.data import DATA_ENV, CarImages, load_dataset, resolve_data_root, save_json_atomic
-from training.evaluate import split_for
+from training.data import DATA_ENV, save_json_atomic
+from training.evaluate import load_for_evaluation, part_loader
 
 THUMBNAIL_SIDE = 320
 
@@ -104,16 +102,9 @@ def write_thumbnail(source: Path, target: Path) -> None:
 
 
 def main(args) -> dict:
-    try:
-        loaded = load_model(args.model)
-    except ModelLoadError as error:
-        raise SystemExit(f"error: {error}") from None
-    dataset = load_dataset(resolve_data_root(args.data))
-    split = split_for(loaded.folder, args.split_file, dataset, args.seed)
-    device = torch.device(args.device)
-    model = loaded.model.to(device, memory_format=torch.channels_last)
-    images = CarImages(dataset, split[args.part], eval_transform(model.image_size, model.mean, model.std))
-    loader = torch.utils.data.DataLoader(images, batch_size=args.batch_size, num_workers=args.workers)
+    loaded, dataset, split = load_for_evaluation(args)
+    model, device = loaded.model, torch.device(args.device)
+    loader = part_loader(model, dataset, split[args.part], args)
     results = predict_files(model, loader, device)
 
     items = []
