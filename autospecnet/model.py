@@ -26,6 +26,7 @@ from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 from autospecnet.labels import LabelError, Taxonomy
 
 HEADS = ("model", "year", "make", "type")
+ATTRIBUTE_HEADS = ("year", "make", "type")  # the column order of class_to_heads
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FEATURE_DIM = 1280
@@ -55,6 +56,7 @@ class AutoSpecNet(
         std: list[float] = list(IMAGENET_STD),  # noqa: B006
         dropout: float = 0.2,
         temperatures: dict[str, float] | None = None,
+        marginal_weights: dict[str, float] | None = None,
     ):
         super().__init__()
         taxonomy = Taxonomy.from_class_names(class_names)
@@ -67,6 +69,9 @@ class AutoSpecNet(
         self.std = tuple(std)
         # Softmax temperature per head, fitted on validation data by training.calibrate (1.0: uncalibrated).
         self.temperatures = {head: float((temperatures or {}).get(head, 1.0)) for head in HEADS}
+        # How much each attribute head listens to the 196-class head (0: its own logits alone, as in the
+        # paper; 1: the class head's probabilities summed per attribute), also fitted by training.calibrate.
+        self.marginal_weights = {head: float((marginal_weights or {}).get(head, 0.0)) for head in ATTRIBUTE_HEADS}
 
         self.backbone = mobilenet_v2().features
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -87,9 +92,7 @@ class AutoSpecNet(
         )
 
     @classmethod
-    def from_taxonomy(
-        cls, taxonomy: Taxonomy, image_size: int = 224, dropout: float = 0.2, temperatures: dict | None = None
-    ) -> AutoSpecNet:
+    def from_taxonomy(cls, taxonomy: Taxonomy, image_size: int = 224, dropout: float = 0.2) -> AutoSpecNet:
         return cls(
             class_names=list(taxonomy.class_names),
             years=list(taxonomy.years),
@@ -97,14 +100,32 @@ class AutoSpecNet(
             body_types=list(taxonomy.body_types),
             image_size=image_size,
             dropout=dropout,
-            temperatures=temperatures,
         )
 
-    def with_temperatures(self, temperatures: dict[str, float]) -> AutoSpecNet:
-        """The same weights with other softmax temperatures (recorded in config.json when saved)."""
-        model = type(self)(**{**self._hub_mixin_config, "temperatures": dict(temperatures)})
+    def with_calibration(self, temperatures: dict[str, float], marginal_weights: dict[str, float]) -> AutoSpecNet:
+        """The same weights with other temperatures and marginal weights (recorded in config.json when saved)."""
+        config = {
+            **self._hub_mixin_config,
+            "temperatures": dict(temperatures),
+            "marginal_weights": dict(marginal_weights),
+        }
+        model = type(self)(**config)
         model.load_state_dict(self.state_dict())
         return model.train(self.training)
+
+    def log_probabilities(self, logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each head's log-probabilities: its logits at its temperature, and for year, make and body type
+        a geometric mix with the class head's probabilities summed over the classes of each label."""
+        result = {"model": (logits["model"].float() / self.temperatures["model"]).log_softmax(dim=1)}
+        class_probs = result["model"].exp()
+        for column, head in enumerate(ATTRIBUTE_HEADS):
+            own = (logits[head].float() / self.temperatures[head]).log_softmax(dim=1)
+            weight = self.marginal_weights[head]
+            if weight > 0:
+                marginal = torch.zeros_like(own).index_add_(1, self.class_to_heads[:, column], class_probs)
+                own = ((1 - weight) * own + weight * marginal.clamp_min(1e-12).log()).log_softmax(dim=1)
+            result[head] = own
+        return result
 
     @property
     def vocabularies(self) -> dict[str, tuple[str, ...]]:

@@ -79,11 +79,10 @@ class Predictor:
 
     @torch.inference_mode()
     def probabilities(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each head's probabilities for a preprocessed batch: softmax at the head's calibrated temperature."""
+        """Each head's probabilities for a preprocessed batch, calibrated as the model's config says."""
         with self._lock:
             logits = self.model(batch.to(self.device, memory_format=torch.channels_last))
-        temperatures = self.model.temperatures
-        return {head: (logits[head].float() / temperatures[head]).softmax(dim=1).cpu() for head in HEADS}
+        return {head: log_probs.exp().cpu() for head, log_probs in self.model.log_probabilities(logits).items()}
 
     def predict(self, image: Image.Image | ImageSource, top_k: int | None = 5) -> Prediction:
         return self.predict_batch([image], top_k=top_k)[0]

@@ -81,3 +81,30 @@ def test_fused_model_gives_the_same_outputs(random_model_dir):
         expected, actual = model(images), fused(images)
     for head in expected:
         torch.testing.assert_close(actual[head], expected[head], rtol=1e-4, atol=1e-4)
+
+
+def test_log_probabilities_mix_heads_with_the_class_marginal(taxonomy):
+    torch.manual_seed(1)
+    model = AutoSpecNet.from_taxonomy(taxonomy)
+    logits = {
+        "model": torch.randn(2, 196),
+        "year": torch.randn(2, 16),
+        "make": torch.randn(2, 49),
+        "type": torch.randn(2, 9),
+    }
+    paper = model.log_probabilities(logits)
+    for head in logits:
+        torch.testing.assert_close(paper[head], logits[head].log_softmax(1))
+
+    marginal_only = model.with_calibration({"model": 2.0}, {"year": 1.0, "make": 1.0, "type": 1.0})
+    result = marginal_only.log_probabilities(logits)
+    class_probs = (logits["model"] / 2.0).softmax(1)
+    bmw = [i for i, name in enumerate(taxonomy.class_names) if name.startswith("BMW ")]
+    assert result["make"].exp()[:, taxonomy.makes.index("BMW")] == pytest.approx(class_probs[:, bmw].sum(1), abs=1e-5)
+    for head in logits:
+        assert result[head].exp().sum(1) == pytest.approx(torch.ones(2), abs=1e-5)
+
+    half = model.with_calibration({}, {"make": 0.5}).log_probabilities(logits)["make"]
+    make_of_class = torch.nn.functional.one_hot(model.class_to_heads[:, 1], 49).float()
+    marginal = logits["model"].softmax(1) @ make_of_class
+    torch.testing.assert_close(half, (0.5 * logits["make"].log_softmax(1) + 0.5 * marginal.log()).log_softmax(1))

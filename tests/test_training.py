@@ -295,40 +295,36 @@ def test_training_never_imported_by_autospecnet():
         assert "import training" not in path.read_text() and "from training" not in path.read_text(), path
 
 
-def test_calibration_fits_temperatures_on_validation(folder_data, finished_run, tmp_path):
+def test_calibration_fits_on_validation_and_rewrites_the_model(folder_data, finished_run, tmp_path):
     import shutil
 
-    import torch.nn.functional as F
-
     from autospecnet import Predictor, load_model
-    from autospecnet.preprocess import eval_transform
     from training import calibrate
 
     folder = tmp_path / "model"
     shutil.copytree(finished_run / "best", folder)
-    before = Predictor(load_model(folder).model).predict_batch([str(folder_data / "images" / "00001.jpg")], top_k=None)[
-        0
-    ]
+    photo = str(folder_data / "images" / "00001.jpg")
+    before = Predictor(load_model(folder).model).predict(photo, top_k=None)
     argv = ["--model", str(folder), "--data", str(folder_data), "--workers", "0"]
     report = calibrate.main(calibrate.get_args_parser().parse_args(argv))
 
     config = json.loads((folder / "config.json").read_text())
     assert config["temperatures"] == pytest.approx(report["temperatures"])
-    assert json.loads((folder / "calibration.json").read_text())["temperatures"] == pytest.approx(
-        report["temperatures"]
-    )
+    assert config["marginal_weights"] == report["marginal_weights"]
+    assert set(report["marginal_weights"]) == {"year", "make", "type"}
+    assert all(w in calibrate.MARGINAL_WEIGHTS for w in report["marginal_weights"].values())
     model = load_model(folder).model
     assert model.temperatures == pytest.approx(report["temperatures"])
+    for head in ("model", "year", "make", "type"):  # fitted by NLL on validation: never worse there
+        assert report["val"]["after"][head]["nll"] <= report["val"]["before"][head]["nll"] + 1e-6
+    assert report["val"]["after"]["model"]["accuracy"] == report["val"]["before"]["model"]["accuracy"]
 
-    split = json.loads((folder / "split.json").read_text())
-    images = CarImages(load_dataset(folder_data), split["val"], eval_transform(64, model.mean, model.std))
-    logits, targets = calibrate.collect_logits(model, torch.utils.data.DataLoader(images, batch_size=16))
-    for head, temperature in report["temperatures"].items():
-        assert (
-            F.cross_entropy(logits[head] / temperature, targets[head])
-            <= F.cross_entropy(logits[head], targets[head]) + 1e-6
-        )
+    test_metrics = json.loads((folder / "test_metrics.json").read_text())
+    assert test_metrics["images"] == len(json.loads((folder / "split.json").read_text())["test"])
+    assert test_metrics["heads"]["make"]["accuracy"] == pytest.approx(report["test"]["after"]["make"]["accuracy"])
 
-    after = Predictor(model).predict_batch([str(folder_data / "images" / "00001.jpg")], top_k=None)[0]
+    after = Predictor(model).predict(photo, top_k=None)
     assert after.class_name == before.class_name
     assert after.confidence != pytest.approx(before.confidence, abs=1e-6)
+    for head in ("model", "year", "make", "type"):
+        assert sum(p.prob for p in after.heads[head].labels) == pytest.approx(1.0, abs=1e-5)

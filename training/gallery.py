@@ -59,7 +59,7 @@ def predict_files(model, loader, device) -> list[dict]:
         truths = {"model": targets.tolist()} | {
             head: head_targets[:, column].tolist() for column, head in enumerate(("year", "make", "type"))
         }
-        best = {head: logits[head].float().softmax(1).max(1) for head in HEADS}
+        best = {head: log_probs.exp().max(1) for head, log_probs in model.log_probabilities(logits).items()}
         for i, file in enumerate(files):
             results.append(
                 {

@@ -57,6 +57,8 @@ def assemble(run: Path, folder: Path, experiments: Path | None, gallery: Path | 
         shutil.copy(run / "best" / "calibration.json", tmp / "calibration.json")
     for source, target in RECORD_FILES.items():
         shutil.copy(run / source, tmp / target)
+    if (run / "best" / "test_metrics.json").is_file():  # written by training.calibrate: the calibrated model's
+        shutil.copy(run / "best" / "test_metrics.json", tmp / "test_metrics.json")
     (tmp / "README.md").write_text(model_card(run, hardware))
     if experiments:
         shutil.copytree(experiments, tmp / "experiments")

@@ -217,7 +217,8 @@ def evaluate(model, loader, device, args=None, desc="eval", max_batches=None) ->
             logits = model(images)
             total_loss += multitask_loss(logits, targets, model.class_to_heads, weights).item() * len(targets)
         seen += len(targets)
-        _update_head_metrics(metrics, logits, targets, model.class_to_heads)
+        # Metrics of the probabilities users see: calibrated and mixed as the model's config says.
+        _update_head_metrics(metrics, model.log_probabilities(logits), targets, model.class_to_heads)
     return {"loss": total_loss / max(1, seen), "images": seen, **{h: m.compute() for h, m in metrics.items()}}
 
 
