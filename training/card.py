@@ -75,9 +75,9 @@ together with those three heads' logits and names one of the 196 Stanford Cars c
 
 ## Test metrics
 
-Measured once, on the held-out **test** part ({test["images"]} images), with the model of the
-epoch that was best on the **validation** part (epoch {best} of {ran}); the test part was used
-for nothing else. Macro precision and recall average over the labels of each head.
+Measured on the held-out **test** part ({test["images"]} images), which no choice looked at: the
+epoch was the best on the **validation** part (epoch {best} of {ran}), and any calibration below
+was fitted on validation too. Macro precision and recall average over the labels of each head.
 
 {metrics_table(test)}
 
