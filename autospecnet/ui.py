@@ -63,8 +63,12 @@ def sidebar(model: AppModel) -> None:
             st.error("No model loaded.")
         else:
             loaded = model.loaded
-            where = "bundled" if loaded.folder.resolve() == BUNDLED_MODEL_DIR.resolve() else loaded.kind
-            st.markdown(f"**Source:** `{loaded.source}` ({where})")
+            if loaded.folder.resolve() == BUNDLED_MODEL_DIR.resolve():
+                st.markdown("**Source:** the bundled model (`assets/model`)")
+            else:
+                st.markdown(
+                    f"**Source:** `{loaded.source}` ({'Hugging Face Hub' if loaded.kind == 'hub' else 'folder'})"
+                )
             if loaded.revision:
                 st.markdown(f"**Revision:** `{loaded.revision[:12]}`")
             metrics = loaded.test_metrics

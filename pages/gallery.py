@@ -40,6 +40,6 @@ for start in range(0, len(items), COLUMNS):
             if path is not None:
                 st.image(str(path), width="stretch")
             predicted = item.predicted[head]
-            mark = "✅" if item.correct else "❌"
+            mark = ":green[:material/check_circle:]" if item.correct else ":red[:material/cancel:]"
             st.markdown(f"{mark} **{predicted['label']}** ({predicted['prob']:.0%})")
             st.caption(f"True: {item.true[head]}" + ("" if head == "model" else f" · {item.true['model']}"))

@@ -111,8 +111,8 @@ def test_gallery_page_filters_by_outcome(app, app_model_dir):
     assert not app.exception
     assert len(app.get("image")) == 3  # thumbnails published with the model
     app.segmented_control[1].set_value("wrong").run()
-    marks = [m.value for m in app.markdown if m.value.startswith(("✅", "❌"))]
-    assert marks and all(m.startswith("❌") for m in marks)
+    marks = [m.value for m in app.markdown if m.value.startswith((":green[", ":red["))]
+    assert marks and all(m.startswith(":red[:material/cancel:]") for m in marks)
 
 
 def test_gallery_without_images_says_how_to_get_them(app, app_model_dir, tmp_path, monkeypatch):
@@ -157,6 +157,6 @@ def test_unloadable_configured_model_falls_back_with_a_notice(monkeypatch, tmp_p
     from autospecnet.sources import BUNDLED_MODEL_DIR
 
     if (BUNDLED_MODEL_DIR / "model.safetensors").is_file():
-        assert "bundled" in " ".join(m.value for m in app.sidebar.markdown)
+        assert "the bundled model" in " ".join(m.value for m in app.sidebar.markdown)
     else:
         assert "No model could be loaded" in app.error[0].value
