@@ -8,9 +8,13 @@ Tests that need them skip, saying which variable is missing, where they are not 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -75,3 +79,34 @@ def run_python(*args: str, env: dict | None = None, timeout: int = 120) -> subpr
         text=True,
         timeout=timeout,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(args: list[str], ready_url: str, log_path: Path, env: dict | None = None, timeout: float = 120):
+    """Run ``python ARGS`` in the project root until ``ready_url`` answers; stop it afterwards."""
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})},
+                                   stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            deadline = time.time() + timeout
+            while True:
+                try:
+                    urllib.request.urlopen(ready_url, timeout=2).close()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.time() > deadline:
+                        pytest.fail(f"{' '.join(args)} did not start; see {log_path}")
+                    time.sleep(0.5)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()

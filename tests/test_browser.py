@@ -10,10 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -23,7 +19,7 @@ from PIL import Image
 
 from autospecnet import Predictor
 from autospecnet.sources import BUNDLED_MODEL_DIR
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port, serve
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("AUTOSPECNET_TEST_ARTIFACTS", ROOT / ".test-artifacts"))
@@ -70,35 +66,13 @@ def car_photo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(model_source, tmp_path_factory):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = (tmp_path_factory.mktemp("server") / "streamlit.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, "AUTOSPECNET_MODEL": model_source}, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            process.kill()
-            pytest.fail(f"streamlit did not start; see {log.name}")
-        time.sleep(0.5)
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    args = ["-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+            "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    with serve(args, f"{url}/_stcore/health", log, env={"AUTOSPECNET_MODEL": model_source}):
+        yield url
 
 
 DROP = """([selector, name, b64]) => {

@@ -1,18 +1,11 @@
 """``python -m autospecnet.gradio`` served on a local port, called through gradio_client as a script would."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from autospecnet import Predictor
-from tests.conftest import ROOT
+from tests.conftest import free_port, serve
 
 pytest.importorskip("gradio", reason="the Gradio app needs gradio (requirements-dev.txt)")
 gradio_client = pytest.importorskip("gradio_client", reason="the API test needs gradio_client")
@@ -22,28 +15,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def gradio_server(random_model_dir, tmp_path_factory):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = (tmp_path_factory.mktemp("gradio") / "gradio.log").open("w")
-    env = {**os.environ, "AUTOSPECNET_MODEL": str(random_model_dir), "GRADIO_ANALYTICS_ENABLED": "False"}
-    process = subprocess.Popen([sys.executable, "-m", "autospecnet.gradio", "--port", str(port)], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.time() > deadline:
-                process.kill()
-                pytest.fail(f"the Gradio app did not start; see {log.name}")
-            time.sleep(0.5)
-    yield url
-    process.terminate()
-    process.wait(timeout=15)
-    log.close()
+    env = {"AUTOSPECNET_MODEL": str(random_model_dir), "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = tmp_path_factory.mktemp("gradio") / "gradio.log"
+    with serve(["-m", "autospecnet.gradio", "--port", str(port)], url, log, env=env):
+        yield url
 
 
 def test_api_returns_one_label_per_head(gradio_server, random_model_dir, tmp_path):

@@ -4,7 +4,6 @@ subprocess (its settings are read at import), against a local endpoint and an of
 import json
 import pickle
 import shutil
-import socket
 
 import pytest
 from safetensors.torch import save_file
@@ -18,7 +17,7 @@ from autospecnet.sources import (
     load_model,
     parse_hub_source,
 )
-from tests.conftest import run_python
+from tests.conftest import free_port, run_python
 from tests.local_hub import LocalHub
 
 LOAD_AND_REPORT = """
@@ -175,9 +174,7 @@ def test_hub_failures(hub, tmp_path, source, error, message):
 
 @pytest.mark.slow
 def test_unreachable_hub(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = free_port()
     report = load_in_subprocess(
         "acme/cars", HF_ENDPOINT=f"http://127.0.0.1:{closed_port}", HF_HOME=str(tmp_path / "hf")
     )
