@@ -9,7 +9,7 @@
 Six runs cover the three comparisons: image size 224 vs 400 (batch 32, lr 0.01); batch
 16/32/64 (224 px, lr 0.01); learning rate 0.005/0.01/0.05 (400 px, batch 32). Each trains
 with ``training.train`` (the paper's recipe otherwise) into ``--runs-dir/<run>``; finished
-runs are skipped and interrupted ones resumed. Each run's ``history.csv`` and a
+runs are skipped and interrupted ones resumed; each run is its own process. Each run's ``history.csv`` and a
 ``metadata.json`` (hyperparameters, budget, data, split, hardware, wall time, git commit,
 test metrics) are copied to ``--output-dir``, the folder the app's Experiments page reads.
 """
@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from training import runinfo
 from training.data import DATA_ENV, save_json_atomic, subset_files
 from training.train import get_args_parser as train_args_parser
-from training.train import main as train
 
 RUNS = {
     "size224-batch32-lr0.01": {"image_size": 224, "batch_size": 32, "lr": 0.01},
@@ -58,7 +59,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_args(name: str, args) -> argparse.Namespace:
+def run_argv(name: str, args) -> list[str]:
+    """The ``python -m training.train`` arguments of one run of the grid."""
     settings = RUNS[name]
     argv = [
         "--output-dir", str(Path(args.runs_dir) / name),
@@ -81,7 +83,7 @@ def run_args(name: str, args) -> argparse.Namespace:
     run_dir = Path(args.runs_dir) / name
     if (run_dir / "checkpoint.pt").is_file() and not args.dry_run:
         argv.append("--resume")
-    return train_args_parser().parse_args(argv)
+    return argv
 
 
 def export(name: str, run_dir: Path, output_dir: Path, train_args, wall_seconds: float) -> None:
@@ -135,9 +137,11 @@ def main(args) -> None:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     save_json_atomic({"runs": RUNS, "comparisons": COMPARISONS}, output_dir / "grid.json")
+    failed = []
     for name in args.only or RUNS:
         run_dir = Path(args.runs_dir) / name
-        train_args = run_args(name, args)
+        argv = run_argv(name, args)
+        train_args = train_args_parser().parse_args(argv)
         timing_file = run_dir / "wall_seconds.json"
         if (run_dir / "test_metrics.json").is_file() and not args.dry_run:
             print(f"{name}: finished already, skipped")
@@ -145,9 +149,15 @@ def main(args) -> None:
             print(f"{name}: training", flush=True)
             earlier = json.loads(timing_file.read_text())["seconds"] if timing_file.is_file() else 0.0
             started = time.time()
-            train(train_args)
+            # A process per run: each starts with fresh memory, and one run's crash does not end the grid.
+            if subprocess.run([sys.executable, "-m", "training.train", *argv]).returncode != 0:
+                print(f"{name}: failed; run the grid again to resume it", flush=True)
+                failed.append(name)
+                continue
             save_json_atomic({"seconds": earlier + time.time() - started}, timing_file)
         export(name, run_dir, output_dir, train_args, json.loads(timing_file.read_text())["seconds"])
+    if failed:
+        raise SystemExit(f"failed runs: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
