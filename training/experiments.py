@@ -8,10 +8,11 @@
 
 Six runs cover the three comparisons: image size 224 vs 400 (batch 32, lr 0.01); batch
 16/32/64 (224 px, lr 0.01); learning rate 0.005/0.01/0.05 (400 px, batch 32). Each trains
-with ``training.train`` (the paper's recipe otherwise) into ``--runs-dir/<run>``; finished
-runs are skipped and interrupted ones resumed; each run is its own process. Each run's ``history.csv`` and a
-``metadata.json`` (hyperparameters, budget, data, split, hardware, wall time, git commit,
-test metrics) are copied to ``--output-dir``, the folder the app's Experiments page reads.
+with ``training.train`` (the paper's recipe otherwise) in a process of its own, into
+``--runs-dir/<run>``; finished runs are skipped and interrupted ones resumed. Each run's
+``history.csv`` and a ``metadata.json`` (hyperparameters, budget, data, split, hardware, wall
+time, git commit, test metrics) are copied to ``--output-dir``, the folder the app's
+Experiments page reads.
 """
 
 from __future__ import annotations
