@@ -292,9 +292,10 @@ def make_loaders(dataset, split: dict, args, device):
     train_loader = torch.utils.data.DataLoader(train_images, sampler=sampler, drop_last=drop_last, **loader_kwargs)
     eval_loaders = {
         part: torch.utils.data.DataLoader(
-            CarImages(dataset, split[part], eval_transform(args.image_size), crop=args.crop), **loader_kwargs
+            CarImages(dataset, split[part], eval_transform(args.image_size), crop=args.crop),
+            **{**loader_kwargs, "persistent_workers": loader_kwargs["persistent_workers"] and part == "val"},
         )
-        for part in ("val", "test")
+        for part in ("val", "test")  # the test part is read once, at the end: no workers kept for it
     }
     return train_loader, sampler, eval_loaders
 
