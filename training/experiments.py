@@ -10,19 +10,19 @@ Six runs cover the three comparisons: image size 224 vs 400 (batch 32, lr 0.01);
 16/32/64 (224 px, lr 0.01); learning rate 0.005/0.01/0.05 (400 px, batch 32). Each trains
 with ``training.train`` (the paper's recipe otherwise) in a process of its own, into
 ``--runs-dir/<run>``; finished runs are skipped and interrupted ones resumed. Each run's
-``history.csv`` and a ``metadata.json`` (hyperparameters, budget, data, split, hardware, wall
-time, git commit, test metrics) are copied to ``--output-dir``, the folder the app's
+``history.csv`` and a ``metadata.json`` (hyperparameters, budget, data, split, hardware, time
+of its epochs, git commit, test metrics) are copied to ``--output-dir``, the folder the app's
 Experiments page reads.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from training import runinfo
@@ -87,7 +87,7 @@ def run_argv(name: str, args) -> list[str]:
     return argv
 
 
-def export(name: str, run_dir: Path, output_dir: Path, train_args, wall_seconds: float) -> None:
+def export(name: str, run_dir: Path, output_dir: Path, train_args) -> None:
     target = output_dir / name
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(run_dir / "history.csv", target / "history.csv")
@@ -127,11 +127,17 @@ def export(name: str, run_dir: Path, output_dir: Path, train_args, wall_seconds:
         },
         "hardware": runinfo.hardware(train_args.device),
         "software": runinfo.software(),
-        "wall_seconds": round(wall_seconds, 1),
+        "wall_seconds": round(_epoch_seconds(run_dir / "history.csv"), 1),
         "git_commit": runinfo.git_commit(),
         "test": json.loads((run_dir / "test_metrics.json").read_text()),
     }
     save_json_atomic(metadata, target / "metadata.json")
+
+
+def _epoch_seconds(history_csv: Path) -> float:
+    """Time spent in the run's epochs (training and validation), summed across resumed sessions."""
+    with open(history_csv, newline="") as f:
+        return sum(float(row["epoch_time"]) for row in csv.DictReader(f))
 
 
 def main(args) -> None:
@@ -143,20 +149,16 @@ def main(args) -> None:
         run_dir = Path(args.runs_dir) / name
         argv = run_argv(name, args)
         train_args = train_args_parser().parse_args(argv)
-        timing_file = run_dir / "wall_seconds.json"
         if (run_dir / "test_metrics.json").is_file() and not args.dry_run:
             print(f"{name}: finished already, skipped")
         else:
             print(f"{name}: training", flush=True)
-            earlier = json.loads(timing_file.read_text())["seconds"] if timing_file.is_file() else 0.0
-            started = time.time()
             # A process per run: each starts with fresh memory, and one run's crash does not end the grid.
             if subprocess.run([sys.executable, "-m", "training.train", *argv]).returncode != 0:
                 print(f"{name}: failed; run the grid again to resume it", flush=True)
                 failed.append(name)
                 continue
-            save_json_atomic({"seconds": earlier + time.time() - started}, timing_file)
-        export(name, run_dir, output_dir, train_args, json.loads(timing_file.read_text())["seconds"])
+        export(name, run_dir, output_dir, train_args)
     if failed:
         raise SystemExit(f"failed runs: {', '.join(failed)}")
 
