@@ -41,6 +41,21 @@ def get_app_model(configured: str | None) -> AppModel:
     return AppModel(loaded, Predictor(loaded.model), notice, None)
 
 
+def ensure_app_navigation() -> None:
+    """Send a page through app.py's ``st.navigation``.
+
+    While a folder named ``pages/`` sits beside app.py, Streamlit runs the first request after
+    it starts the old multipage way when that request is a deep link (``/gallery``): the page
+    file alone, without app.py's navigation and sidebar. Switching that mode off and rerunning
+    gives the same page through app.py.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def app_model() -> AppModel:
     return get_app_model(os.environ.get(MODEL_ENV) or None)
 

@@ -5,6 +5,8 @@ import streamlit as st
 from autospecnet import ui
 from autospecnet.model_card import card_body
 
+ui.ensure_app_navigation()
+
 model = ui.app_model()
 st.title("About the model")
 if model.loaded is None:

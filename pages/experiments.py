@@ -6,6 +6,8 @@ import streamlit as st
 from autospecnet import charts, ui
 from autospecnet.experiments import find_experiments, load_experiments
 
+ui.ensure_app_navigation()
+
 st.title("Experiments")
 st.caption("Accuracy over epochs of the paper's three comparisons, as stored with the app.")
 

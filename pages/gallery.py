@@ -5,6 +5,8 @@ import streamlit as st
 from autospecnet import ui
 from autospecnet.gallery import DATA_ENV, find_manifest, load_gallery
 
+ui.ensure_app_navigation()
+
 COLUMNS = 4
 
 model = ui.app_model()

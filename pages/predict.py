@@ -5,6 +5,8 @@ import streamlit as st
 
 from autospecnet import ImageError, charts, read_image, ui
 
+ui.ensure_app_navigation()
+
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 DISPLAY_SIDE = 800
 

@@ -116,3 +116,28 @@ def test_drop_a_photo_and_see_the_answer(server, car_photo, model_source):
 def test_health_endpoint_for_docker_healthcheck(server):
     with urllib.request.urlopen(f"{server}/_stcore/health", timeout=5) as response:
         assert response.status == 200 and response.read() == b"ok"
+
+
+def test_deep_link_as_the_first_request_gets_the_app_navigation(model_source, tmp_path):
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    port = free_port()  # a fresh server: Streamlit treats the first request after start differently
+    url = f"http://127.0.0.1:{port}"
+    args = ["-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+            "--server.headless", "true"]  # fmt: skip
+    log = tmp_path / "streamlit.log"
+    with (
+        serve(args, f"{url}/_stcore/health", log, env={"AUTOSPECNET_MODEL": model_source}),
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/gallery", wait_until="domcontentloaded")
+            expect(page.locator("h1").first).to_have_text("Gallery", timeout=60_000)
+            navigation = page.locator('[data-testid="stSidebarNav"]')
+            expect(navigation).to_contain_text("About the model", timeout=30_000)
+            expect(page.get_by_text("Test accuracy", exact=False)).to_be_visible()
+        finally:
+            browser.close()
