@@ -164,21 +164,26 @@ def _to_device(images, targets, device):
     )
 
 
+def _batches(loader, device, desc: str, max_batches: int | None):
+    """(progress bar, iterator of (images, targets) on ``device``), at most ``max_batches`` of them."""
+    total = min(len(loader), max_batches or len(loader))
+    progress = tqdm(loader, desc=desc, total=total, leave=False, mininterval=1 if sys.stderr.isatty() else 30)
+
+    def batches():
+        for batch, (images, targets, _) in enumerate(progress):
+            if batch >= total:
+                break
+            yield _to_device(images, targets, device)
+
+    return progress, batches()
+
+
 def train_one_epoch(model, loader, optimizer, scheduler, device, epoch, args, max_batches=None) -> dict:
     model.train()
     metrics = _new_head_metrics(model)
     total_loss, seen = 0.0, 0
-    progress = tqdm(
-        loader,
-        desc=f"epoch {epoch + 1}/{args.epochs} train",
-        total=max_batches or len(loader),
-        mininterval=1 if sys.stderr.isatty() else 30,
-        leave=False,
-    )
-    for batch, (images, targets, _) in enumerate(progress):
-        if max_batches is not None and batch >= max_batches:
-            break
-        images, targets = _to_device(images, targets, device)
+    progress, batches = _batches(loader, device, f"epoch {epoch + 1}/{args.epochs} train", max_batches)
+    for images, targets in batches:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
             logits = model(images)
             loss = multitask_loss(logits, targets, model.class_to_heads, args)
@@ -206,13 +211,7 @@ def evaluate(model, loader, device, args=None, desc="eval", max_batches=None) ->
     )
     metrics = _new_head_metrics(model)
     total_loss, seen = 0.0, 0
-    progress = tqdm(
-        loader, desc=desc, total=max_batches or len(loader), leave=False, mininterval=1 if sys.stderr.isatty() else 30
-    )
-    for batch, (images, targets, _) in enumerate(progress):
-        if max_batches is not None and batch >= max_batches:
-            break
-        images, targets = _to_device(images, targets, device)
+    for images, targets in _batches(loader, device, desc, max_batches)[1]:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=weights.amp):
             logits = model(images)
             total_loss += multitask_loss(logits, targets, model.class_to_heads, weights).item() * len(targets)
