@@ -26,11 +26,11 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from autospecnet import preprocess
+from autospecnet.gallery import DATA_ENV
 from autospecnet.labels import read_class_names
 from autospecnet.model import IMAGENET_MEAN, IMAGENET_STD
 from autospecnet.preprocess import to_normalized_tensor
 
-DATA_ENV = "AUTOSPECNET_DATA"
 PARTS = ("train", "val", "test")
 
 
