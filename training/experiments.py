@@ -51,6 +51,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="assets/experiments", help="histories + metadata for the app")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--subset", type=float, default=1.0, help="fraction of the training part each run uses")
+    p.add_argument(
+        "--lr-milestones", type=int, nargs="*", default=None, help="epochs at which each run divides its lr by 10"
+    )
     p.add_argument("--only", nargs="*", choices=sorted(RUNS), help="run only these")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backbone-init", default="imagenet")
@@ -73,6 +76,8 @@ def run_argv(name: str, args) -> list[str]:
         "--seed", str(args.seed),
         "--backbone-init", args.backbone_init,
     ]  # fmt: skip
+    if args.lr_milestones is not None:
+        argv += ["--lr-milestones", *map(str, args.lr_milestones)]
     if args.data:
         argv += ["--data", args.data]
     if args.workers is not None:

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from autospecnet.labels import Taxonomy
 from autospecnet.model import BACKBONE_INIT_HELP, HEADS, AutoSpecNet, init_backbone
+from training import runinfo
 from training.data import (
     DATA_ENV,
     CarImages,
@@ -221,8 +222,9 @@ def evaluate(model, loader, device, args=None, desc="eval", max_batches=None) ->
     return {"loss": total_loss / max(1, seen), "images": seen, **{h: m.compute() for h, m in metrics.items()}}
 
 
-def history_row(epoch: int, lr: float, train: dict, val: dict, seconds: float) -> dict:
-    """Columns as in the paper's code (train_acc, train_year_acc, ...) plus precision, recall and time."""
+def history_row(epoch: int, lr: float, train: dict, val: dict, seconds: float, train_seconds: float) -> dict:
+    """Columns as in the paper's code (train_acc, train_year_acc, ...) plus precision, recall and time
+    (``epoch_time``: training and validation; ``train_time``: training alone)."""
     row = {"epoch": epoch + 1, "lr": lr}
     for prefix, stats in (("train", train), ("val", val)):
         row[f"{prefix}_loss"] = stats["loss"]
@@ -231,6 +233,7 @@ def history_row(epoch: int, lr: float, train: dict, val: dict, seconds: float) -
                 row[f"{prefix}_{'' if head == 'model' else head + '_'}{metric}"] = stats[head][metric]
         row[f"{prefix}_top5"] = stats["model"]["top5"]
     row["epoch_time"] = seconds
+    row["train_time"] = train_seconds
     return row
 
 
@@ -317,7 +320,12 @@ def main(args) -> dict:
                 raise SystemExit(f"--resume: {key} was {saved[key]!r} in this run, not {getattr(args, key)!r}")
     elif (out / "history.csv").exists() and not args.dry_run:
         raise SystemExit(f"{out} already holds a run: pass --resume to continue it, or choose another --output-dir")
-    save_json_atomic({**vars(args), "argv": sys.argv}, out / "args.json")
+    environment = {
+        "hardware": runinfo.hardware(args.device),
+        "software": runinfo.software(),
+        "git_commit": runinfo.git_commit(),
+    }
+    save_json_atomic({**vars(args), "argv": sys.argv, "environment": environment}, out / "args.json")
 
     dataset = load_dataset(resolve_data_root(args.data))
     split_path = out / "split.json"
@@ -366,10 +374,11 @@ def main(args) -> dict:
         sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         train_stats = train_one_epoch(model, train_loader, optimizer, scheduler, device, epoch, args, max_batches)
+        train_seconds = time.time() - started
         val_stats = evaluate(
             model, eval_loaders["val"], device, args, desc=f"epoch {epoch + 1} val", max_batches=max_batches
         )
-        history.append(history_row(epoch, lr, train_stats, val_stats, time.time() - started))
+        history.append(history_row(epoch, lr, train_stats, val_stats, time.time() - started, train_seconds))
         _write_history(history, out / "history.csv")
         if val_stats["model"]["acc"] > best_val_acc:
             best_val_acc = val_stats["model"]["acc"]
