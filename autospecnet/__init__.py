@@ -1,9 +1,15 @@
-"""AutoSpecNet: recognise a car's make, body type, model year and full name from a photo."""
+"""AutoSpecNet: recognise a car's make, body type, model year and full name from a photo.
 
+Serving (``Predictor``, ``Recognizer``, ``load_model``) imports no torch when the model runs on
+ONNX Runtime; ``AutoSpecNet``, the torch network, is imported on first use.
+"""
+
+from autospecnet.detector import CarFinder, DetectorUnavailableError
+from autospecnet.heads import HEAD_TITLES, HEADS
 from autospecnet.images import ImageError, read_image
 from autospecnet.labels import CarLabel, LabelError, Taxonomy, parse_class_name
-from autospecnet.model import HEADS, AutoSpecNet
 from autospecnet.predict import HeadPrediction, LabelProbability, Prediction, Predictor
+from autospecnet.recognise import Car, PhotoResult, Recognizer
 from autospecnet.sources import (
     HubUnreachableError,
     LoadedModel,
@@ -16,8 +22,12 @@ from autospecnet.sources import (
 
 __all__ = [
     "HEADS",
+    "HEAD_TITLES",
     "AutoSpecNet",
+    "Car",
+    "CarFinder",
     "CarLabel",
+    "DetectorUnavailableError",
     "HeadPrediction",
     "HubUnreachableError",
     "ImageError",
@@ -28,10 +38,20 @@ __all__ = [
     "ModelFilesError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "PhotoResult",
     "Prediction",
     "Predictor",
+    "Recognizer",
     "Taxonomy",
     "load_model",
     "parse_class_name",
     "read_image",
 ]
+
+
+def __getattr__(name: str):
+    if name == "AutoSpecNet":  # imports torch
+        from autospecnet.model import AutoSpecNet
+
+        return AutoSpecNet
+    raise AttributeError(f"module 'autospecnet' has no attribute {name!r}")

@@ -1,106 +1,157 @@
-"""Prediction speed and memory: the path a photo takes in the app, against a bare MobileNetV2 forward.
+"""Prediction speed and memory of each backend, measured side by side in one process. A benchmark, not a test.
 
-    python -m autospecnet.benchmark PHOTO [--model SOURCE] [--runs 50]
+    python -m autospecnet.benchmark PHOTO [--model SOURCE] [--runs 100] [--json]
 
-Prints (1) cold start to first answer: a fresh process that imports, loads the model and
-predicts PHOTO; (2) per-photo latency p50/p95 of the whole path (read and decode the file,
-preprocess, the four heads, probabilities) against a bare torchvision MobileNetV2 forward on
-a ready tensor of the same size in the same process (goal: <= 1.15 x); (3) peak RSS of the
-cold-start process (goal: <= 600 MB), beside that of a process that only imports torch. A benchmark, not a test: it prints figures.
+Measures (1) the whole path of one photo (read and decode the file, preprocess, the four heads,
+probabilities) on ONNX Runtime and on torch eager, interleaved so that both see the same machine
+load, p50 and p95; (2) a bare torchvision MobileNetV2 forward on a ready tensor, for scale; (3) the
+car finder's time per photo; (4) cold start to first answer and peak memory of a fresh process that
+serves the photo as the app does (car finder and classifier, default backend). Without ``--json`` it
+prints a report; with it, the last line is one JSON object (a stable format for scripts):
+``{"backends": {"onnxruntime": {"p50_ms", "p95_ms"}, "torch": {...}}, "bare_mobilenet_v2_p50_ms",
+"detector_p50_ms" (null without the finder), "cold_start_s", "peak_rss_mb", "default_backend", "machine"}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
 
-import torch
-from torchvision.models import mobilenet_v2
-
+from autospecnet.backends import BACKENDS
+from autospecnet.images import read_image
 from autospecnet.predict import Predictor
+from autospecnet.recognise import load_finder
 from autospecnet.sources import default_source, load_model
 
 COLD_START = """
 import sys, time
 started = time.perf_counter()
-from autospecnet.predict import Predictor
-predictor = Predictor.from_source(sys.argv[1])
-answer = predictor.predict(sys.argv[2]).answer
+from autospecnet.recognise import Recognizer
+recognizer = Recognizer.from_source(sys.argv[1])
+result = recognizer.recognise(sys.argv[2])
 seconds = time.perf_counter() - started
 import resource
-print(f"{seconds:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} {answer}")
+answer = result.main.prediction.answer if result.main else "no car"
+print(f"{seconds:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} {recognizer.predictor.backend_name} {'torch' in sys.modules} {answer}")
 """
-TORCH_ONLY = "import resource, torch; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
 
 
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
 
 
-def interleaved_timings(*functions, runs: int) -> list[list[float]]:
-    """Alternate the functions, so that all see the same machine load."""
-    for function in functions:
+def interleaved_timings(functions: dict, runs: int) -> dict[str, list[float]]:
+    """Alternate the functions, so that all see the same machine load; milliseconds."""
+    for function in functions.values():
         function()  # warm-up
-    times = [[] for _ in functions]
+    times = {name: [] for name in functions}
     for _ in range(runs):
-        for function, result in zip(functions, times, strict=True):
+        for name, function in functions.items():
             started = time.perf_counter()
             function()
-            result.append(time.perf_counter() - started)
+            times[name].append((time.perf_counter() - started) * 1000)
     return times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Cold start, latency and memory of a prediction")
-    parser.add_argument("photo")
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--runs", type=int, default=50)
-    args = parser.parse_args()
-    source = args.model or default_source()
+def bare_mobilenet_v2(image_size: int):
+    """A bare torchvision MobileNetV2 forward on a ready tensor, or None without torch."""
+    if importlib.util.find_spec("torchvision") is None:
+        return None
+    import torch
+    from torchvision.models import mobilenet_v2
 
-    cold = subprocess.run([sys.executable, "-c", COLD_START, source, args.photo], capture_output=True, text=True)
-    if cold.returncode != 0:
-        raise SystemExit(cold.stderr)
-    cold_seconds, cold_rss_mb, answer = cold.stdout.strip().split(" ", 2)
-    torch_rss_mb = float(subprocess.run([sys.executable, "-c", TORCH_ONLY], capture_output=True, text=True).stdout)
+    model = mobilenet_v2().eval()
+    tensor = torch.randn(1, 3, image_size, image_size)
 
-    predictor = Predictor(load_model(source).model)
-    size = predictor.model.image_size
-    bare = mobilenet_v2().eval()
-    tensor = torch.randn(1, 3, size, size)
-
-    def bare_forward(model=bare, tensor=tensor):
+    def forward():
         with torch.inference_mode():
             model(tensor)
 
-    fast_bare = mobilenet_v2().eval().to(memory_format=torch.channels_last)
-    fast_tensor = tensor.contiguous(memory_format=torch.channels_last)
-    ours, reference, reference_channels_last = interleaved_timings(
-        lambda: predictor.predict(args.photo),
-        bare_forward,
-        lambda: bare_forward(fast_bare, fast_tensor),
-        runs=args.runs,
+    return forward
+
+
+def measure(photo: str, source: str, runs: int) -> dict:
+    cold = subprocess.run([sys.executable, "-c", COLD_START, source, photo], capture_output=True, text=True)
+    if cold.returncode != 0:
+        raise SystemExit(cold.stderr)
+    cold_seconds, rss_mb, default_backend, torch_imported, answer = cold.stdout.strip().split(" ", 4)
+
+    loaded = load_model(source)
+    available = [name for name in BACKENDS if name == "torch" or (loaded.folder / "model.onnx").is_file()]
+    predictors = {name: Predictor(loaded, backend=name) for name in available}
+    functions = {name: (lambda p=p: p.predict(photo)) for name, p in predictors.items()}
+    bare = bare_mobilenet_v2(loaded.config.image_size)
+    if bare is not None:
+        functions["bare"] = bare
+    finder, _ = load_finder(download=False)
+    if finder is not None:
+        image = read_image(photo)
+        functions["detector"] = lambda: finder.detect(image)
+    times = interleaved_timings(functions, runs)
+
+    def p50(name):
+        return round(percentile(times[name], 50), 2) if name in times else None
+
+    return {
+        "backends": {
+            name: {"p50_ms": p50(name), "p95_ms": round(percentile(times[name], 95), 2)} for name in predictors
+        },
+        "bare_mobilenet_v2_p50_ms": p50("bare"),
+        "detector_p50_ms": p50("detector"),
+        "cold_start_s": float(cold_seconds),
+        "peak_rss_mb": float(rss_mb),
+        "default_backend": default_backend,
+        "torch_imported_when_serving": torch_imported == "True",
+        "answer": answer,
+        "image_size": loaded.config.image_size,
+        "runs": runs,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+    }
+
+
+def report(figures: dict, photo: str) -> None:
+    print(f"machine: {figures['machine']}; photo: {photo} -> {figures['answer']} ({figures['image_size']} px)")
+    print(f"whole path (read, decode, preprocess, heads) over {figures['runs']} interleaved runs:")
+    for name, t in figures["backends"].items():
+        print(f"  {name:<12} p50 {t['p50_ms']:.1f} ms, p95 {t['p95_ms']:.1f} ms")
+    backends = figures["backends"]
+    if "onnxruntime" in backends and "torch" in backends:
+        ratio = backends["onnxruntime"]["p50_ms"] / backends["torch"]["p50_ms"]
+        print(f"  onnxruntime / torch p50: {ratio:.2f} (goal <= 0.5)")
+    if figures["bare_mobilenet_v2_p50_ms"] is not None:
+        print(
+            f"bare torchvision MobileNetV2 forward on a ready tensor: p50 {figures['bare_mobilenet_v2_p50_ms']:.1f} ms"
+        )
+    detector = figures["detector_p50_ms"]
+    print(
+        f"car finder: p50 {detector:.1f} ms a photo (goal <= 25)" if detector is not None else "car finder: unavailable"
+    )
+    print(
+        f"fresh process serving with the default backend ({figures['default_backend']}, torch imported: "
+        f"{figures['torch_imported_when_serving']}): cold start to first answer {figures['cold_start_s']:.2f} s "
+        f"(goal <= 1.5), peak RSS {figures['peak_rss_mb']:.0f} MB (goal <= 350)"
     )
 
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-    )
-    print(f"model: {source} ({size} px); photo: {args.photo} -> {answer}")
-    print(f"cold start to first answer: {float(cold_seconds):.2f} s")
-    p50, p95 = percentile(ours, 50) * 1000, percentile(ours, 95) * 1000
-    b50, b95 = percentile(reference, 50) * 1000, percentile(reference, 95) * 1000
-    print(f"whole path (decode, preprocess, heads): p50 {p50:.1f} ms, p95 {p95:.1f} ms over {args.runs} runs")
-    c50, c95 = percentile(reference_channels_last, 50) * 1000, percentile(reference_channels_last, 95) * 1000
-    print(f"bare MobileNetV2 forward (default NCHW): p50 {b50:.1f} ms, p95 {b95:.1f} ms")
-    print(f"bare MobileNetV2 forward (channels_last, as ours runs): p50 {c50:.1f} ms, p95 {c95:.1f} ms")
-    print(f"ratio p50: {p50 / b50:.2f} against the default bare forward, {p50 / c50:.2f} against the "
-          "channels_last one (goal <= 1.15)")  # fmt: skip
-    print(f"peak RSS of the cold-start process: {float(cold_rss_mb):.0f} MB (goal <= 600); "
-          f"of a process that only imports torch: {torch_rss_mb:.0f} MB")  # fmt: skip
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Speed and memory of a prediction on each backend")
+    parser.add_argument("photo")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
+    args = parser.parse_args()
+    figures = measure(args.photo, args.model or default_source(), args.runs)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        report(figures, args.photo)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from autospecnet.heads import HEAD_TITLES, METRIC_NAMES, PART_TITLES, history_column
 from autospecnet.predict import HeadPrediction
-
-HEAD_TITLES = {"model": "Car", "make": "Make", "type": "Body type", "year": "Model year"}
-PART_TITLES = {"train": "train", "val": "validation"}
 
 
 def probability_bars(prediction: HeadPrediction) -> go.Figure:
@@ -35,17 +33,12 @@ def probability_bars(prediction: HeadPrediction) -> go.Figure:
     return figure
 
 
-def metric_column(part: str, head: str, metric: str = "acc") -> str:
-    """The history.csv column: ``val_acc`` for the 196-class head, ``train_make_acc`` for make..."""
-    return f"{part}_{'' if head == 'model' else head + '_'}{metric}"
-
-
 def history_curves(histories: dict[str, pd.DataFrame], head: str, parts: list[str], metric: str = "acc") -> go.Figure:
     """One line per run and part; dashed for train, solid for validation."""
     frames = []
     for run, history in histories.items():
         for part in parts:
-            column = metric_column(part, head, metric)
+            column = history_column(part, head, metric)
             if column in history:
                 frames.append(pd.DataFrame({"epoch": history["epoch"], "value": history[column], "run": run,
                                             "part": PART_TITLES[part]}))  # fmt: skip
@@ -55,7 +48,7 @@ def history_curves(histories: dict[str, pd.DataFrame], head: str, parts: list[st
     figure.update_layout(
         yaxis={
             "tickformat": ".0%",
-            "title": f"{HEAD_TITLES.get(head, head)} {metric_name(metric)}",
+            "title": f"{HEAD_TITLES.get(head, head)} {METRIC_NAMES[metric]}",
             "rangemode": "tozero",
         },
         xaxis={"title": "epoch", "dtick": 1},
@@ -64,7 +57,3 @@ def history_curves(histories: dict[str, pd.DataFrame], head: str, parts: list[st
         height=460,
     )
     return figure
-
-
-def metric_name(metric: str) -> str:
-    return {"acc": "accuracy", "precision": "macro precision", "recall": "macro recall"}[metric]

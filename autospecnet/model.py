@@ -23,10 +23,9 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
+from autospecnet.heads import ATTRIBUTE_HEADS, HEADS
 from autospecnet.labels import LabelError, Taxonomy
 
-HEADS = ("model", "year", "make", "type")
-ATTRIBUTE_HEADS = ("year", "make", "type")  # the column order of class_to_heads
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FEATURE_DIM = 1280
@@ -122,7 +121,8 @@ class AutoSpecNet(
             own = (logits[head].float() / self.temperatures[head]).log_softmax(dim=1)
             weight = self.marginal_weights[head]
             if weight > 0:
-                marginal = torch.zeros_like(own).index_add_(1, self.class_to_heads[:, column], class_probs)
+                membership = nn.functional.one_hot(self.class_to_heads[:, column], own.shape[1]).to(class_probs.dtype)
+                marginal = class_probs @ membership  # each label's probability: the sum over its classes
                 own = ((1 - weight) * own + weight * marginal.clamp_min(1e-12).log()).log_softmax(dim=1)
             result[head] = own
         return result

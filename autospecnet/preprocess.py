@@ -1,15 +1,22 @@
-"""The tensors a model sees: resize to its square input size and normalise as its config says."""
+"""What a model sees, with Pillow and numpy only: the photo squashed to its square input size, normalised.
+
+The same operations as the torchvision transform the model was evaluated with during
+training (``Resize((size, size), antialias=True)`` on a PIL image is Pillow's bilinear
+resize, then ``ToDtype(scale=True)`` and ``Normalize``), so that the ONNX Runtime and
+torch backends see identical inputs. ``tests/test_backends.py`` checks the two agree.
+"""
 
 from __future__ import annotations
 
-import torch
-from torchvision.transforms import v2
+import numpy as np
+from PIL import Image
 
 
-def to_normalized_tensor(mean, std) -> list:
-    return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
-
-
-def eval_transform(image_size: int, mean, std) -> v2.Compose:
-    """The paper's preprocessing: squash the (cropped) car to image_size x image_size."""
-    return v2.Compose([v2.Resize((image_size, image_size), antialias=True), *to_normalized_tensor(mean, std)])
+def to_model_input(image: Image.Image, image_size: int, mean, std) -> np.ndarray:
+    """A 3 x size x size float32 array (channels first) of an RGB image."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    resized = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    pixels = np.asarray(resized, dtype=np.float32) / np.float32(255)
+    normalised = (pixels - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1))

@@ -1,39 +1,42 @@
-"""Resolve a model source to a loaded AutoSpecNet: a local folder, or a Hub repo ``owner/name[@revision]``.
+"""Resolve a model source to a checked model folder: a local folder, or a Hub repo ``owner/name[@revision]``.
 
 Hub repos go through huggingface_hub's own download and cache (``HF_HOME``,
-``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, ``HF_TOKEN`` or a saved login for private repos).
-Only ``config.json``, ``model.safetensors`` and other JSON/Markdown/CSV files are
-fetched and read: nothing is unpickled. Each failure is its own ``ModelLoadError``
-subclass with a message fit for a user.
+``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, ``HF_TOKEN`` or a saved login for private repos),
+bounded by ``$AUTOSPECNET_HUB_TIMEOUT`` seconds (default 30) so that a Hub that never
+answers cannot hang a page or a script. Only ``config.json``, ``model.safetensors``,
+``model.onnx`` and other JSON/Markdown/CSV files are fetched and read: nothing is unpickled.
+
+Everything in a folder comes from outside and is checked when it loads: the config's
+values (``autospecnet.config``), the weights (readable, finite, shaped as the config says)
+and, for the ONNX Runtime backend, the graph's inputs and outputs and a first run. Each
+failure is its own ``ModelLoadError`` subclass with a message fit for a user. No torch is
+imported here: ``LoadedModel.model`` imports it when the torch network is asked for.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import constants, snapshot_download
-from huggingface_hub.errors import (
-    GatedRepoError,
-    HfHubHTTPError,
-    HFValidationError,
-    LocalEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from safetensors import SafetensorError
+import numpy as np
 
-from autospecnet.labels import LabelError
-from autospecnet.model import AutoSpecNet
+from autospecnet.backends import BACKENDS, ONNX_FILE, BackendError, OnnxBackend, TorchBackend, default_backend
+from autospecnet.config import CONFIG_FILE, ConfigError, ModelConfig
 
 MODEL_ENV = "AUTOSPECNET_MODEL"
+HUB_TIMEOUT_ENV = "AUTOSPECNET_HUB_TIMEOUT"
+DEFAULT_HUB_TIMEOUT_S = 30.0
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED_MODEL_DIR = ASSETS_DIR / "model"
-HUB_FILES = ["*.json", "*.safetensors", "*.md", "*.csv"]
+WEIGHTS_FILE = "model.safetensors"
+HUB_FILES = ["*.json", "*.safetensors", "*.onnx", "*.md", "*.csv"]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_REVISION = re.compile(r"^[\w][\w.\-/]{0,199}$")
+FEATURE_DIM = 1280
 
 
 class ModelLoadError(RuntimeError):
@@ -41,7 +44,7 @@ class ModelLoadError(RuntimeError):
 
 
 class HubUnreachableError(ModelLoadError):
-    """The Hub could not be reached (offline, no network) and the model is not in the cache."""
+    """The Hub could not be reached (offline, no network, no answer in time) and the model is not in the cache."""
 
 
 class ModelNotFoundError(ModelLoadError):
@@ -49,7 +52,7 @@ class ModelNotFoundError(ModelLoadError):
 
 
 class ModelFilesError(ModelLoadError):
-    """A file is missing, unreadable or not what an AutoSpecNet model folder holds."""
+    """A file is missing, unreadable, absurd or not what an AutoSpecNet model folder holds."""
 
 
 class ModelConfigMismatchError(ModelLoadError):
@@ -58,20 +61,57 @@ class ModelConfigMismatchError(ModelLoadError):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    model: AutoSpecNet
     source: str  # as given: a folder or "owner/name@rev"
     kind: str  # "local" or "hub"
     folder: Path  # where the files are on disk (the Hub cache's snapshot for hub sources)
     revision: str | None  # the commit the Hub resolved, for hub sources
+    config: ModelConfig
+    label: str  # how messages name this model
+
+    @functools.cached_property
+    def model(self):
+        """The torch network (``AutoSpecNet``, eval mode) from model.safetensors; imports torch."""
+        from safetensors import SafetensorError
+
+        from autospecnet.labels import LabelError
+        from autospecnet.model import AutoSpecNet
+
+        try:
+            return AutoSpecNet.from_pretrained(self.folder)
+        except (TypeError, LabelError) as error:
+            raise ModelFilesError(
+                f"The config.json of {self.label} is not a valid AutoSpecNet config ({error})."
+            ) from None
+        except SafetensorError as error:
+            raise ModelFilesError(f"The {WEIGHTS_FILE} of {self.label} is corrupt ({error}).") from None
+        except RuntimeError as error:  # load_state_dict: missing/unexpected keys, shape mismatches
+            detail = " ".join(line.strip() for line in str(error).strip().splitlines()[:3])
+            raise ModelConfigMismatchError(
+                f"The weights of {self.label} do not match its config.json: {detail[:400]}"
+            ) from None
+
+    def backend(self, name: str | None = None, device: str = "cpu"):
+        """The network on ``name`` ("onnxruntime" or "torch"; default: ONNX Runtime when model.onnx is there)."""
+        name = name or default_backend(self.folder)
+        if name not in BACKENDS:
+            raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+        if name == "torch":
+            return TorchBackend(self.model, device=device)
+        if not (self.folder / ONNX_FILE).is_file():
+            raise ModelFilesError(f"The model {self.label} has no {ONNX_FILE} for the onnxruntime backend.")
+        try:
+            backend = OnnxBackend(self.folder / ONNX_FILE, self.config)
+        except BackendError as error:
+            raise ModelFilesError(f"The model {self.label}: {error}.") from None
+        _check_outputs(backend, self.config, self.label)
+        return backend
 
     @property
     def test_metrics(self) -> dict | None:
-        """The model's per-head test metrics, if its folder has ``test_metrics.json``."""
-        path = self.folder / "test_metrics.json"
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
+        """The model's per-head test metrics, if its folder has a readable ``test_metrics.json`` of this layout."""
+        from autospecnet.optional_files import read_test_metrics
+
+        return read_test_metrics(self.folder)
 
 
 def default_source() -> str:
@@ -92,22 +132,69 @@ def _looks_local(source: str) -> bool:
     )
 
 
-def load_model(source: str | os.PathLike | None = None) -> LoadedModel:
+def load_model(source: str | os.PathLike | None = None, label: str | None = None) -> LoadedModel:
+    """Resolve and check a model source. ``label`` names it in messages (default: the source itself)."""
     source = str(source) if source is not None else default_source()
+    label = label or source
     path = Path(source).expanduser()
     if path.exists() or _looks_local(source):
         if not path.is_dir():
-            raise ModelNotFoundError(f"No model folder at {path}.")
-        return LoadedModel(_load_folder(path), source, "local", path, None)
+            raise ModelNotFoundError(f"No model folder at {label}.")
+        return LoadedModel(source, "local", path, None, _check_folder(path, label), label)
     repo_id, revision = parse_hub_source(source)
-    folder = Path(_download(repo_id, revision))
-    return LoadedModel(_load_folder(folder, label=source), source, "hub", folder, folder.name)
+    if revision is not None and (not _REVISION.match(revision) or ".." in revision):
+        raise ModelNotFoundError(f"{revision!r} is not a valid revision (a branch, tag or commit).")
+    folder = Path(_download_with_deadline(repo_id, revision))
+    return LoadedModel(source, "hub", folder, folder.name, _check_folder(folder, label), label)
+
+
+def hub_timeout() -> float:
+    try:
+        return max(1.0, float(os.environ.get(HUB_TIMEOUT_ENV, DEFAULT_HUB_TIMEOUT_S)))
+    except ValueError:
+        return DEFAULT_HUB_TIMEOUT_S
+
+
+def _download_with_deadline(repo_id: str, revision: str | None) -> str:
+    """huggingface_hub's download in a daemon thread, abandoned after ``hub_timeout()`` seconds: its
+    HTTP client has no read timeout of its own, and a server that accepts and never answers would hang us."""
+    result: dict = {}
+
+    def download():
+        try:
+            result["folder"] = _download(repo_id, revision)
+        except BaseException as error:  # handed to the caller's thread
+            result["error"] = error
+
+    worker = threading.Thread(target=download, name=f"hub-download-{repo_id}", daemon=True)
+    worker.start()
+    timeout = hub_timeout()
+    worker.join(timeout)
+    if worker.is_alive():
+        from huggingface_hub import constants
+
+        raise HubUnreachableError(
+            f"The Hugging Face Hub ({constants.ENDPOINT}) did not answer within {timeout:.0f} s for {repo_id}."
+        )
+    if "error" in result:
+        raise result["error"]
+    return result["folder"]
 
 
 def _download(repo_id: str, revision: str | None) -> str:
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
     where = f"{repo_id}" + (f" at revision {revision!r}" if revision else "")
     try:
-        return snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES)
+        return snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES, etag_timeout=hub_timeout())
     except RevisionNotFoundError:
         raise ModelNotFoundError(f"The Hugging Face Hub repo {repo_id} has no revision {revision!r}.") from None
     except GatedRepoError:
@@ -134,24 +221,49 @@ def _download(repo_id: str, revision: str | None) -> str:
         raise HubUnreachableError(f"Could not download {where} from the Hugging Face Hub: {error}") from None
 
 
-def _load_folder(folder: Path, label: str | None = None) -> AutoSpecNet:
-    label = label or str(folder)
-    for name in (constants.CONFIG_NAME, constants.SAFETENSORS_SINGLE_FILE):
+def _check_folder(folder: Path, label: str) -> ModelConfig:
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (folder / name).is_file():
             raise ModelFilesError(f"The model {label} has no {name}.")
     try:
-        config = json.loads((folder / constants.CONFIG_NAME).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise ModelFilesError(f"The model {label} has an unreadable config.json ({error}).") from None
-    if not isinstance(config, dict) or "class_names" not in config:
-        raise ModelFilesError(f"The config.json of {label} is not an AutoSpecNet config (no class_names).")
+        config = ModelConfig.read(folder)
+    except ConfigError as error:
+        raise ModelFilesError(f"The model {label} cannot be used: {error}.") from None
+    _check_weights(folder / WEIGHTS_FILE, config, label)
+    return config
+
+
+def _check_weights(path: Path, config: ModelConfig, label: str) -> None:
+    """Readable, finite, and with the heads the config describes (numpy only; torch checks the rest)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
     try:
-        return AutoSpecNet.from_pretrained(folder)
-    except (TypeError, LabelError) as error:
-        raise ModelFilesError(f"The config.json of {label} is not a valid AutoSpecNet config ({error}).") from None
-    except SafetensorError as error:
-        raise ModelFilesError(f"The model.safetensors of {label} is corrupt ({error}).") from None
-    except RuntimeError as error:  # load_state_dict: missing/unexpected keys, shape mismatches
-        first_line = str(error).strip().splitlines()
-        detail = " ".join(line.strip() for line in first_line[:3])
-        raise ModelConfigMismatchError(f"The weights of {label} do not match its config.json: {detail[:400]}") from None
+        tensors = load_file(path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelFilesError(f"The {WEIGHTS_FILE} of {label} is corrupt ({error}).") from None
+    sizes = {head: len(labels) for head, labels in config.vocabularies.items()}
+    expected = {
+        "year_head.1.weight": (sizes["year"], FEATURE_DIM),
+        "make_head.1.weight": (sizes["make"], FEATURE_DIM),
+        "type_head.1.weight": (sizes["type"], FEATURE_DIM),
+        "model_head.2.weight": (sizes["model"], FEATURE_DIM + sizes["year"] + sizes["make"] + sizes["type"]),
+    }
+    for name, shape in expected.items():
+        if name not in tensors:
+            raise ModelConfigMismatchError(f"The weights of {label} do not match its config.json: no {name}.")
+        if tensors[name].shape != shape:
+            raise ModelConfigMismatchError(
+                f"The weights of {label} do not match its config.json: {name} is {tensors[name].shape}, not {shape}."
+            )
+    for name, tensor in tensors.items():
+        if np.issubdtype(tensor.dtype, np.floating) and not np.isfinite(tensor).all():
+            raise ModelFilesError(f"The {WEIGHTS_FILE} of {label} holds NaN or infinite values ({name}).")
+
+
+def _check_outputs(backend, config: ModelConfig, label: str) -> None:
+    """A first run on a grey image: every head must give finite probabilities that sum to one."""
+    probe = np.zeros((1, 3, config.image_size, config.image_size), dtype=np.float32)
+    for head, probs in backend.probabilities(probe).items():
+        if not np.isfinite(probs).all() or abs(float(probs.sum()) - 1.0) > 1e-3:
+            raise ModelFilesError(f"The {ONNX_FILE} of {label} gives no valid probabilities for the {head} head.")

@@ -5,6 +5,7 @@ import streamlit as st
 
 from autospecnet import charts, ui
 from autospecnet.experiments import find_experiments, load_experiments
+from autospecnet.heads import DISPLAY_ORDER, HEAD_LONG_TITLES, METRIC_NAMES
 
 ui.ensure_app_navigation()
 
@@ -35,9 +36,8 @@ if comparison == "pick runs":
 else:
     selected = experiments.comparisons[comparison]
 left, middle, right = st.columns(3)
-head = left.selectbox("Head", list(ui.HEAD_LABELS), format_func=lambda h: "Overall (196 classes)" if h == "model"
-                      else ui.HEAD_LABELS[h])  # fmt: skip
-metric = middle.selectbox("Metric", ["acc", "precision", "recall"], format_func=charts.metric_name)
+head = left.selectbox("Head", list(DISPLAY_ORDER), format_func=HEAD_LONG_TITLES.get)
+metric = middle.selectbox("Metric", ["acc", "precision", "recall"], format_func=METRIC_NAMES.get)
 parts = right.multiselect("Parts", ["train", "val"], default=["train", "val"], format_func=charts.PART_TITLES.get)
 
 histories = {name: experiments.runs[name].history for name in selected}

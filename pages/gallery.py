@@ -2,27 +2,34 @@
 
 import streamlit as st
 
-from autospecnet import ui
+from autospecnet import ImageError, read_image, ui
 from autospecnet.gallery import DATA_ENV, find_manifest, load_gallery
+from autospecnet.heads import DISPLAY_ORDER, HEAD_TITLES
+from autospecnet.sources import BUNDLED_MODEL_DIR
 
 ui.ensure_app_navigation()
 
 COLUMNS = 4
+THUMBNAIL_SIDE = 400
 
 model = ui.app_model()
 st.title("Gallery")
 st.caption("Predictions of the model on held-out test crops it never saw in training, right and wrong.")
 
 model_folder = model.loaded.folder if model.loaded else None
-manifest = find_manifest(model_folder, ui.ASSETS / "gallery" / "gallery.json")
+is_bundled = model_folder is not None and model_folder.resolve() == BUNDLED_MODEL_DIR.resolve()
+manifest = find_manifest(model_folder, ui.ASSETS / "gallery" / "gallery.json", is_bundled_model=is_bundled)
 if manifest is None:
-    st.info("No gallery for this model yet. Make one with `python -m training.gallery` (see the README).")
+    st.info("There is no gallery for this model. Make one with `python -m training.gallery` (see the README).")
     st.stop()
 gallery = load_gallery(manifest, model_folder)
+if gallery is None:
+    st.warning("This model's gallery file could not be read, so there is nothing to show.")
+    st.stop()
+if gallery.skipped:
+    st.caption(f"{gallery.skipped} gallery entries of another layout were skipped.")
 
-head = st.segmented_control(
-    "Head", list(ui.HEAD_LABELS), format_func=ui.HEAD_LABELS.get, default="model", required=True
-)
+head = st.segmented_control("Head", list(DISPLAY_ORDER), format_func=HEAD_TITLES.get, default="model", required=True)
 outcome = st.segmented_control("Outcome", ["all", "right", "wrong"], default="all", required=True,
                                format_func=str.capitalize)  # fmt: skip
 items = gallery.select(head, None if outcome == "all" else outcome == "right")
@@ -40,7 +47,12 @@ for start in range(0, len(items), COLUMNS):
         with column.container(border=True):
             path = gallery.image_path(item)
             if path is not None:
-                st.image(str(path), width="stretch")
+                try:
+                    photo = read_image(path)
+                    photo.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+                    st.image(photo, width="stretch")
+                except ImageError:
+                    st.caption(":material/broken_image: This photo could not be read.")
             predicted = item.predicted[head]
             mark = ":green[:material/check_circle:]" if item.correct else ":red[:material/cancel:]"
             st.markdown(f"{mark} **{predicted['label']}** ({predicted['prob']:.0%})")

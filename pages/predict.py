@@ -1,76 +1,116 @@
-"""Predict: upload or take photos; the answer in words and one probability chart per head."""
+"""Predict: upload or take photos; each car found, its answer in words and one probability chart per head."""
+
+import hashlib
 
 import pandas as pd
 import streamlit as st
 
-from autospecnet import ImageError, charts, read_image, ui
+from autospecnet import ImageError, charts, ui
+from autospecnet.heads import HEAD_TITLES
+from autospecnet.images import MAX_FILE_BYTES
 
 ui.ensure_app_navigation()
 
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
-DISPLAY_SIDE = 800
+MAX_PHOTOS = 10
+ATTRIBUTES = ("make", "type", "year")
 
 model = ui.app_model()
 st.title("What car is that?")
 st.caption(
-    "Drop a photo of a car: AutoSpecNet names its make, body type, model year and the model itself "
-    "(one of 196 cars up to 2012). It works best on a photo cropped to the car."
+    "Drop a photo with a car in it: AutoSpecNet finds each car, then names its make, body type, model year "
+    "and the model itself (one of 196 cars up to 2012)."
 )
 if model.error:
     st.error(model.error)
     st.stop()
+if model.finder_notice:
+    st.info(f"{model.finder_notice}. Crop your photos to the car for the best answers.")
 
-upload_tab, camera_tab = st.tabs(["Upload photos", "Take a photo"])
-with upload_tab:
-    uploads = st.file_uploader("Drag and drop car photos here, or browse", type=PHOTO_TYPES, accept_multiple_files=True)
-with camera_tab:
-    shot = st.camera_input("Take a photo of a car")
-top_k = st.select_slider("Labels per chart", options=[3, 5, 10], value=5)
+uploads = st.file_uploader(
+    "Drag and drop car photos here, or browse",
+    type=PHOTO_TYPES,
+    accept_multiple_files=True,
+    help=f"Up to {MAX_PHOTOS} photos at a time, {MAX_FILE_BYTES >> 20} MB each.",
+)
+options = st.columns(3)
+use_finder = options[0].toggle(
+    "Find the cars in each photo",
+    value=model.recognizer.finder is not None,
+    disabled=model.recognizer.finder is None,
+    help="Off: the whole photo goes to the classifier, as for a photo already cropped to the car.",
+)
+use_camera = options[1].toggle("Take a photo with the camera", help="The browser asks for the camera only now.")
+top_k = options[2].select_slider("Labels per chart", options=[3, 5, 10], value=5)
+shot = st.camera_input("Take a photo of a car") if use_camera else None
 
 photos = [(f.name, f.getvalue()) for f in uploads or []]
 if shot is not None:
     photos.append(("camera photo", shot.getvalue()))
+if len(photos) > MAX_PHOTOS:
+    st.warning(f"{len(photos)} photos were dropped; the first {MAX_PHOTOS} are shown. Drop the rest separately.")
+    photos = photos[:MAX_PHOTOS]
 if not photos:
-    st.info("No photo yet. Try one of a car seen from the front, side or back, cropped close.")
+    st.info("No photo yet. Try a photo of a car seen from the front, side or back.")
     st.stop()
+
+
+def summary(car) -> str:
+    heads = car.prediction.heads
+    return " · ".join(f"{HEAD_TITLES[h]}: **{heads[h].top.label}** ({heads[h].top.prob:.0%})" for h in ATTRIBUTES)
+
+
+def result_row(name: str, number: int | None, car) -> dict:
+    heads = car.prediction.heads
+    return (
+        {"file": name, "car": number, "box": " ".join(map(str, car.box)) if car.box else "whole photo",
+         "answer": car.prediction.answer, "confidence": round(car.prediction.confidence, 4)}
+        | {h: heads[h].top.label for h in ATTRIBUTES}
+        | {f"{h} probability": round(heads[h].top.prob, 4) for h in ATTRIBUTES}
+    )  # fmt: skip
+
 
 rows = []
 for index, (name, data) in enumerate(photos):
+    whole_key = "whole:" + hashlib.sha1(data).hexdigest()
     try:
-        prediction = ui.predict_photo(model.predictor, ui.model_key(model), data, top_k)
-        shown = read_image(data)
+        shown = ui.recognise_photo(
+            model.recognizer, ui.model_key(model), data, top_k, use_finder and not st.session_state.get(whole_key)
+        )
     except ImageError as error:
         st.error(f"**{name}**: {error}")
         rows.append({"file": name, "error": str(error)})
         continue
-    heads = prediction.heads
-    rows.append(
-        {"file": name, "answer": prediction.answer, "confidence": round(prediction.confidence, 4)}
-        | {f"{h}": heads[h].top.label for h in ("make", "type", "year")}
-        | {f"{h} probability": round(heads[h].top.prob, 4) for h in ("make", "type", "year")}
-    )
     with st.container(border=True):
         picture, verdict = st.columns([1, 2])
-        shown.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE))
-        picture.image(shown, caption=name, width="stretch")
-        verdict.subheader(prediction.answer)
-        verdict.metric("Confidence", f"{prediction.confidence:.0%}")
-        verdict.markdown(
-            " · ".join(
-                f"{ui.HEAD_LABELS[h]}: **{heads[h].top.label}** ({heads[h].top.prob:.0%})"
-                for h in ("make", "type", "year")
-            )  # fmt: skip
-        )
-        if prediction.confidence < 0.3:
+        picture.image(shown.picture, caption=name, width="stretch")
+        if shown.no_car:
+            verdict.subheader("No car found")
+            verdict.markdown("The car finder saw no car, bus or truck in this photo.")
+            if verdict.button("Classify the whole photo anyway", key=f"whole-{index}", icon=":material/crop_free:"):
+                st.session_state[whole_key] = True
+                st.rerun()
+            rows.append({"file": name, "car": None, "answer": "no car"})
+            continue
+        main, others = shown.cars[0], shown.cars[1:]
+        verdict.subheader(("Car 1: " if others else "") + main.prediction.answer)
+        verdict.metric("Confidence", f"{main.prediction.confidence:.0%}")
+        verdict.markdown(summary(main))
+        if main.box is None and use_finder:
+            verdict.caption("The whole photo was classified.")
+        if main.prediction.confidence < 0.3:
             verdict.warning(
-                "Not sure about this one. The model knows 196 cars up to 2012 and works best on close crops; "
-                "the make, body type and year may still be right."
+                "Not sure about this one. The model knows 196 cars up to 2012; the make, body type and year may "
+                "still be right."
             )
         for row in (("model", "make"), ("type", "year")):
             for column, head in zip(st.columns(2), row, strict=True):
-                column.plotly_chart(charts.probability_bars(heads[head]), key=f"chart-{index}-{head}")
+                column.plotly_chart(charts.probability_bars(main.prediction.heads[head]), key=f"chart-{index}-{head}")
+        for number, car in enumerate(others, 2):
+            st.markdown(f"**Car {number}: {car.prediction.answer}** ({car.prediction.confidence:.0%}) — {summary(car)}")
+        rows += [result_row(name, number, car) for number, car in enumerate(shown.cars, 1)]
 
-if len(photos) > 1:
+if len(rows) > 1:
     st.subheader("All results")
     table = pd.DataFrame(rows)
     st.dataframe(table, hide_index=True)

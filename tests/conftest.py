@@ -1,9 +1,13 @@
 """Shared fixtures. Data from ../shared comes through environment variables that CI sets:
 
 - ``AUTOSPECNET_TEST_DATA``: the Stanford Cars folder (images/, labels.csv, class_names.txt);
-- ``AUTOSPECNET_TEST_WEIGHTS``: the offline ImageNet MobileNetV2 safetensors.
+- ``AUTOSPECNET_TEST_WEIGHTS``: the offline ImageNet MobileNetV2 safetensors;
+- ``AUTOSPECNET_TEST_DETECTOR``: the car finder (yolox_nano.onnx);
+- ``AUTOSPECNET_TEST_SHARED``: the shared folder, for the whole photos and street scenes.
 
-Tests that need them skip, saying which variable is missing, where they are not set.
+Tests that need them skip, saying which variable is missing, where they are not set. No test
+downloads anything: ``AUTOSPECNET_DETECTOR`` points at the shared car finder, or at a file
+that does not exist (the finder is then unavailable, as for a user offline without a copy).
 """
 
 from __future__ import annotations
@@ -50,6 +54,37 @@ def imagenet_weights() -> Path:
 
 
 @pytest.fixture(scope="session")
+def detector_file() -> Path:
+    path = _env_path("AUTOSPECNET_TEST_DETECTOR")
+    if path is None:
+        pytest.skip("needs the car finder: set AUTOSPECNET_TEST_DETECTOR (CI sets ../shared/weights/yolox_nano.onnx)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_folder() -> Path:
+    path = _env_path("AUTOSPECNET_TEST_SHARED")
+    if path is None:
+        pytest.skip("needs the whole photos and street scenes: set AUTOSPECNET_TEST_SHARED (CI sets ../shared)")
+    return path
+
+
+NO_DETECTOR = "/nonexistent/autospecnet-test/yolox_nano.onnx"
+
+
+@pytest.fixture(autouse=True)
+def hermetic_detector(monkeypatch, tmp_path_factory):
+    """Every test (and every process it starts) sees the shared car finder or none; nothing is downloaded."""
+    shared = _env_path("AUTOSPECNET_TEST_DETECTOR")
+    monkeypatch.setenv("AUTOSPECNET_DETECTOR", str(shared) if shared else NO_DETECTOR)
+
+
+@pytest.fixture
+def without_detector(monkeypatch):
+    monkeypatch.setenv("AUTOSPECNET_DETECTOR", NO_DETECTOR)
+
+
+@pytest.fixture(scope="session")
 def taxonomy() -> Taxonomy:
     return Taxonomy.from_class_names(read_class_names())
 
@@ -66,6 +101,20 @@ def random_model_dir(tmp_path_factory, taxonomy) -> Path:
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
     model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def random_onnx_model_dir(random_model_dir, tmp_path_factory) -> Path:
+    """The random model with its model.onnx, as training.publish writes it."""
+    import shutil
+
+    from autospecnet.sources import load_model
+    from training.onnx_export import export_onnx
+
+    folder = tmp_path_factory.mktemp("random-onnx-model") / "model"
+    shutil.copytree(random_model_dir, folder)
+    export_onnx(load_model(folder).model, folder)
     return folder
 
 

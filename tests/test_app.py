@@ -64,7 +64,8 @@ def app_model_dir(random_model_dir, tmp_path_factory):
 
 
 @pytest.fixture
-def app(app_model_dir, monkeypatch):
+def app(app_model_dir, monkeypatch, without_detector):
+    """The app with the random model and no car finder: whole photos are classified."""
     monkeypatch.setenv("AUTOSPECNET_MODEL", str(app_model_dir))
     monkeypatch.delenv("AUTOSPECNET_DATA", raising=False)
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
@@ -75,7 +76,9 @@ def test_predict_page_renders_and_waits_for_a_photo(app, app_model_dir):
     assert app.title[0].value == "What car is that?"
     assert any("No photo yet" in info.value for info in app.info)
     sidebar = " ".join(m.value for m in app.sidebar.markdown)
-    assert str(app_model_dir) in sidebar and "Car: **50.0%**" in sidebar
+    assert "the configured model folder" in sidebar and "Car: **50.0%**" in sidebar
+    assert str(app_model_dir) not in sidebar  # no path of the server is shown to visitors
+    assert any("car finder is unavailable" in info.value for info in app.info)
 
 
 def test_uploaded_photo_gives_answer_and_four_charts(app):
@@ -153,7 +156,8 @@ def test_unloadable_configured_model_falls_back_with_a_notice(monkeypatch, tmp_p
     monkeypatch.setenv("AUTOSPECNET_MODEL", str(tmp_path / "missing-model"))
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     assert not app.exception
-    assert "Could not load the model" in app.sidebar.warning[0].value
+    warning = app.sidebar.warning[0].value
+    assert "Could not load the configured model folder" in warning and str(tmp_path) not in warning
     from autospecnet.sources import BUNDLED_MODEL_DIR
 
     if (BUNDLED_MODEL_DIR / "model.safetensors").is_file():

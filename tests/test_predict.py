@@ -2,7 +2,6 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from autospecnet import HEADS, ImageError, Predictor, load_model
@@ -13,9 +12,11 @@ def photo(seed: int, size=(120, 80)) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
 
 
-@pytest.fixture(scope="module")
-def predictor(random_model_dir):
-    return Predictor(load_model(random_model_dir).model)
+@pytest.fixture(scope="module", params=["onnxruntime", "torch"])
+def predictor(request, random_onnx_model_dir):
+    predictor = Predictor(load_model(random_onnx_model_dir), backend=request.param)
+    assert predictor.backend_name == request.param
+    return predictor
 
 
 def test_probabilities_sum_to_one_per_head(predictor):
@@ -76,5 +77,5 @@ def test_thread_safe(predictor):
 
 
 def test_preprocessing_uses_the_model_config(predictor):
-    tensor = predictor.preprocess(photo(7))
-    assert tensor.shape == (3, 96, 96) and tensor.dtype == torch.float32
+    array = predictor.preprocess(photo(7))
+    assert array.shape == (3, 96, 96) and array.dtype == np.float32

@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from autospecnet.model import ATTRIBUTE_HEADS, HEADS
-from training.data import DATA_ENV, save_json_atomic
+from autospecnet.heads import ATTRIBUTE_HEADS, HEADS
+from training.atomic import save_json_atomic
+from training.data import DATA_ENV
 from training.evaluate import load_for_evaluation, part_loader
 from training.metrics import HeadMetrics
 from training.train import evaluation_report

@@ -6,9 +6,8 @@ import csv
 import json
 from pathlib import Path
 
-from autospecnet.model import HEADS
+from autospecnet.heads import HEAD_LONG_TITLES, HEADS
 
-HEAD_NAMES = {"model": "Car (196 classes)", "year": "Model year", "make": "Make", "type": "Body type"}
 RECIPE_KEYS = (
     "image_size", "batch_size", "epochs", "lr", "head_lr_mult", "momentum", "weight_decay", "lr_schedule",
     "lr_milestones", "warmup_epochs", "label_smoothing", "augment", "lambda_year", "lambda_make", "lambda_type",
@@ -21,7 +20,7 @@ def metrics_table(test_metrics: dict) -> str:
     for head in HEADS:
         m = test_metrics["heads"][head]
         rows.append(
-            f"| {HEAD_NAMES[head]} | {m['accuracy']:.2%} | {m['top5']:.2%} | {m['precision']:.2%} | {m['recall']:.2%} |"
+            f"| {HEAD_LONG_TITLES[head]} | {m['accuracy']:.2%} | {m['top5']:.2%} | {m['precision']:.2%} | {m['recall']:.2%} |"
         )
     return "\n".join(rows)
 
@@ -154,7 +153,7 @@ def calibration_section(path: Path) -> str:
         val, test = report["val"], report["test"]
         weight = report["marginal_weights"].get(head)
         rows.append(
-            f"| {HEAD_NAMES[head]} | {report['temperatures'][head]:.3f} | {'-' if weight is None else f'{weight:.2f}'} | "
+            f"| {HEAD_LONG_TITLES[head]} | {report['temperatures'][head]:.3f} | {'-' if weight is None else f'{weight:.2f}'} | "
             f"{val['before'][head]['accuracy']:.2%} -> {val['after'][head]['accuracy']:.2%} | "
             f"{val['before'][head]['nll']:.3f} -> {val['after'][head]['nll']:.3f} | "
             f"{val['before'][head]['ece']:.3f} -> {val['after'][head]['ece']:.3f} | "

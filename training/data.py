@@ -14,7 +14,6 @@ Two layouts are read, both pairing images with labels by file name:
 from __future__ import annotations
 
 import csv
-import json
 import os
 import random
 from collections import defaultdict
@@ -25,11 +24,9 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from autospecnet import preprocess
 from autospecnet.gallery import DATA_ENV
 from autospecnet.labels import read_class_names
 from autospecnet.model import IMAGENET_MEAN, IMAGENET_STD
-from autospecnet.preprocess import to_normalized_tensor
 
 PARTS = ("train", "val", "test")
 
@@ -147,12 +144,6 @@ def make_split(dataset: CarsDataset, seed: int = 0, val_fraction: float = 0.15, 
     }
 
 
-def save_json_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def subset_files(files: list[str], fraction: float, seed: int) -> list[str]:
     """A seeded fraction of a part's files, for reduced-budget runs."""
     if fraction >= 1:
@@ -176,8 +167,14 @@ def train_transform(image_size: int, augment: str) -> v2.Compose:
     return v2.Compose(steps)
 
 
-def eval_transform(image_size: int) -> v2.Compose:
-    return preprocess.eval_transform(image_size, IMAGENET_MEAN, IMAGENET_STD)
+def to_normalized_tensor(mean, std) -> list:
+    return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+
+
+def eval_transform(image_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Compose:
+    """The paper's preprocessing: squash the (cropped) car to image_size x image_size. The same operations as
+    ``autospecnet.preprocess.to_model_input``, the serving path's Pillow and numpy version."""
+    return v2.Compose([v2.Resize((image_size, image_size), antialias=True), *to_normalized_tensor(mean, std)])
 
 
 class CarImages(torch.utils.data.Dataset):

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import torch
 
-from autospecnet.model import HEADS
-from autospecnet.preprocess import eval_transform
+from autospecnet.heads import HEADS
 from autospecnet.sources import ModelLoadError, load_model
-from training.data import DATA_ENV, PARTS, CarImages, load_dataset, make_split, resolve_data_root
+from training.data import DATA_ENV, PARTS, CarImages, eval_transform, load_dataset, make_split, resolve_data_root
 from training.train import evaluate, evaluation_report
 
 
@@ -53,6 +52,7 @@ def load_for_evaluation(args):
     """(loaded model on its device, dataset, split) for --model, --data, --split-file, --seed, --device."""
     try:
         loaded = load_model(args.model)
+        loaded.model  # noqa: B018 - the torch network, checked here so that a bad file is a message
     except ModelLoadError as error:
         raise SystemExit(f"error: {error}") from None
     dataset = load_dataset(resolve_data_root(args.data))

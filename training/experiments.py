@@ -26,7 +26,8 @@ import sys
 from pathlib import Path
 
 from training import runinfo
-from training.data import DATA_ENV, save_json_atomic, subset_files
+from training.atomic import save_json_atomic
+from training.data import DATA_ENV, subset_files
 from training.train import get_args_parser as train_args_parser
 
 RUNS = {

@@ -24,8 +24,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from autospecnet.model import HEADS
-from training.data import DATA_ENV, save_json_atomic
+from autospecnet.heads import HEADS
+from training.atomic import save_json_atomic
+from training.data import DATA_ENV
 from training.evaluate import load_for_evaluation, part_loader
 
 THUMBNAIL_SIDE = 320

@@ -31,9 +31,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from autospecnet.heads import HEADS, METRICS, history_column
 from autospecnet.labels import Taxonomy
-from autospecnet.model import BACKBONE_INIT_HELP, HEADS, AutoSpecNet, init_backbone
+from autospecnet.model import BACKBONE_INIT_HELP, AutoSpecNet, init_backbone
 from training import runinfo
+from training.atomic import save_json_atomic
 from training.data import (
     DATA_ENV,
     CarImages,
@@ -41,14 +43,12 @@ from training.data import (
     load_dataset,
     make_split,
     resolve_data_root,
-    save_json_atomic,
     subset_files,
     train_transform,
 )
 from training.metrics import HeadMetrics
 
 DRY_RUN_BATCHES = 2
-METRICS = ("acc", "precision", "recall")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -230,7 +230,7 @@ def history_row(epoch: int, lr: float, train: dict, val: dict, seconds: float, t
         row[f"{prefix}_loss"] = stats["loss"]
         for metric in METRICS:
             for head in HEADS:
-                row[f"{prefix}_{'' if head == 'model' else head + '_'}{metric}"] = stats[head][metric]
+                row[history_column(prefix, head, metric)] = stats[head][metric]
         row[f"{prefix}_top5"] = stats["model"]["top5"]
     row["epoch_time"] = seconds
     row["train_time"] = train_seconds
