@@ -83,13 +83,19 @@ for index, (name, data) in enumerate(photos):
         continue
     with st.container(border=True):
         picture, verdict = st.columns([1, 2])
-        picture.image(shown.picture, caption=name, width="stretch")
+        found = len(shown.cars) if shown.cars and shown.cars[0].box else 0
+        caption = f"{name}: {found} car{'s' if found != 1 else ''} found" + (", numbered by size" if found > 1 else "")
+        picture.image(shown.picture, caption=caption if use_finder else name, width="stretch")
         if shown.no_car:
             verdict.subheader("No car found")
             verdict.markdown("The car finder saw no car, bus or truck in this photo.")
-            if verdict.button("Classify the whole photo anyway", key=f"whole-{index}", icon=":material/crop_free:"):
-                st.session_state[whole_key] = True
-                st.rerun()
+            verdict.button(
+                "Classify the whole photo anyway",
+                key=f"whole-{index}",
+                icon=":material/crop_free:",
+                on_click=st.session_state.__setitem__,
+                args=(whole_key, True),
+            )
             rows.append({"file": name, "car": None, "answer": "no car"})
             continue
         main, others = shown.cars[0], shown.cars[1:]

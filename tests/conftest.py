@@ -70,13 +70,8 @@ def shared_folder() -> Path:
 
 
 NO_DETECTOR = "/nonexistent/autospecnet-test/yolox_nano.onnx"
-
-
-@pytest.fixture(autouse=True)
-def hermetic_detector(monkeypatch, tmp_path_factory):
-    """Every test (and every process it starts) sees the shared car finder or none; nothing is downloaded."""
-    shared = _env_path("AUTOSPECNET_TEST_DETECTOR")
-    monkeypatch.setenv("AUTOSPECNET_DETECTOR", str(shared) if shared else NO_DETECTOR)
+# Every test, and every process a test starts, sees the shared car finder or none: nothing is downloaded.
+os.environ["AUTOSPECNET_DETECTOR"] = str(_env_path("AUTOSPECNET_TEST_DETECTOR") or NO_DETECTOR)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autospecnet import Predictor
+from autospecnet import Predictor, Recognizer
 from autospecnet.sources import BUNDLED_MODEL_DIR
 from tests.conftest import ROOT, free_port, serve
 
@@ -51,10 +51,10 @@ def model_source(random_model_dir) -> str:
 
 @pytest.fixture(scope="module")
 def car_photo(tmp_path_factory) -> Path:
-    """A JPEG made at test time: from the shared Stanford Cars data when CI gives it, else generated."""
+    """A JPEG made at test time: a whole photo of a car from the shared data when CI gives it, else generated."""
     target = tmp_path_factory.mktemp("photo") / "car.jpg"
-    data = os.environ.get("AUTOSPECNET_TEST_DATA")
-    source = Path(data) / "images" / "00001.jpg" if data else None
+    shared = os.environ.get("AUTOSPECNET_TEST_SHARED")
+    source = Path(shared) / "data" / "stanford-cars-whole" / "images" / "00028.jpg" if shared else None
     if source is not None and source.is_file():
         with Image.open(source) as image:
             image.convert("RGB").save(target, "JPEG", quality=90)
@@ -90,7 +90,8 @@ def test_drop_a_photo_and_see_the_answer(server, car_photo, model_source):
     _require_browser()
     from playwright.sync_api import expect, sync_playwright
 
-    expected = Predictor.from_source(model_source).predict(car_photo)
+    result = Recognizer.from_source(model_source).recognise(car_photo)
+    expected = result.main.prediction if result.main else Predictor.from_source(model_source).predict(car_photo)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -105,6 +106,8 @@ def test_drop_a_photo_and_see_the_answer(server, car_photo, model_source):
             answer = page.locator("h3", has_text=re.compile(r"^\d{4} "))
             expect(answer.first).to_have_text(expected.answer, timeout=30_000)
             expect(page.get_by_text("Confidence")).to_be_visible()
+            if result.finder_used and result.main:  # the shared car finder: the photo shows the car's box
+                expect(page.get_by_text("1 car found", exact=False)).to_be_visible()
             page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
             page.screenshot(path=str(ARTIFACTS / "predict-page.png"), full_page=True)
             assert "Traceback" not in page.content()

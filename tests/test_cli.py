@@ -1,6 +1,7 @@
 """``python -m autospecnet predict``, run as a user runs it."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,16 +21,18 @@ def photos(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_json_lines_format(random_model_dir, photos):
+def test_json_lines_format(random_model_dir, photos, without_detector):
     result = run_python(
         "-m", "autospecnet", "predict", str(photos / "car.jpg"), str(photos / "car.png"),
         "--model", str(random_model_dir), "--top-k", "2", "--json",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert result.stderr.count("car finder is unavailable") == 1  # said once, plainly
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["file"] for line in lines] == [str(photos / "car.jpg"), str(photos / "car.png")]
     for line in lines:
-        assert set(line) == {"file", "answer", "heads"}
+        assert set(line) == {"file", "answer", "heads", "box", "others"}
+        assert line["box"] is None and line["others"] == []  # the whole photo was classified
         assert set(line["heads"]) == {"year", "make", "type", "model"}
         for entries in line["heads"].values():
             assert len(entries) == 2 and set(entries[0]) == {"label", "prob"}
@@ -39,7 +42,7 @@ def test_json_lines_format(random_model_dir, photos):
 
 
 @pytest.mark.slow
-def test_a_bad_photo_is_reported_and_the_rest_still_run(random_model_dir, photos):
+def test_a_bad_photo_is_reported_and_the_rest_still_run(random_model_dir, photos, without_detector):
     result = run_python(
         "-m", "autospecnet", "predict", str(photos / "notes.txt"), str(photos / "car.jpg"), str(photos / "gone.jpg"),
         "--model", str(random_model_dir), "--json",
@@ -54,16 +57,70 @@ def test_a_bad_photo_is_reported_and_the_rest_still_run(random_model_dir, photos
 
 
 @pytest.mark.slow
-def test_human_output(random_model_dir, photos):
+def test_human_output(random_model_dir, photos, without_detector):
     result = run_python("-m", "autospecnet", "predict", str(photos / "car.jpg"), "--model", str(random_model_dir))
     assert result.returncode == 0, result.stderr
     first, *rest = result.stdout.splitlines()
     assert first.startswith(f"{photos / 'car.jpg'}: ") and first.endswith("%)")
-    assert [line.split()[0] for line in rest] == ["Make", "Body", "Year", "Car"]
+    assert [line.split()[0] for line in rest] == ["Car", "Make", "Body", "Model"]
 
 
 @pytest.mark.slow
 def test_missing_model_is_a_message_not_a_traceback(photos, tmp_path):
     result = run_python("-m", "autospecnet", "predict", str(photos / "car.jpg"), "--model", str(tmp_path / "none"))
-    assert result.returncode == 2
+    assert result.returncode == 3  # its own status: 2 is argparse's usage error
     assert result.stderr.startswith("error: No model folder") and "Traceback" not in result.stderr
+
+
+def predict_json(*args: str) -> tuple[int, list[dict], str]:
+    result = run_python("-m", "autospecnet", "predict", "--json", *args)
+    return result.returncode, [json.loads(line) for line in result.stdout.splitlines()], result.stderr
+
+
+def box_iou(a, b) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, x2 - x1) * max(0, y2 - y1)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+@pytest.mark.slow
+def test_a_whole_photo_gets_the_box_of_its_car_and_an_answer(shared_folder, detector_file):
+    import csv
+
+    whole = shared_folder / "data" / "stanford-cars-whole"
+    with open(whole / "labels.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    code, (line,), stderr = predict_json(str(whole / "images" / row["filename"]))
+    assert code == 0 and "unavailable" not in stderr
+    assert set(line) == {"file", "answer", "heads", "box", "others"}
+    official = [float(row[k]) for k in ("x1", "y1", "x2", "y2")]
+    assert box_iou(line["box"], official) >= 0.7 and all(isinstance(v, int) for v in line["box"])
+    assert line["answer"].split(" ", 1)[0].isdigit()
+
+
+@pytest.mark.slow
+def test_a_street_photo_lists_every_car_largest_first(shared_folder, detector_file):
+    photo = shared_folder / "data" / "street-scenes" / "images" / "00003.jpg"
+    code, (line,), _ = predict_json(str(photo))
+    assert code == 0 and line["others"]
+    boxes = [line["box"]] + [other["box"] for other in line["others"]]
+    areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]
+    assert areas == sorted(areas, reverse=True) and len(boxes) <= 5
+    for other in line["others"]:
+        assert set(other) == {"box", "answer", "heads"} and set(other["heads"]) == {"year", "make", "type", "model"}
+
+
+@pytest.mark.slow
+def test_a_photo_without_a_car_is_an_answer_not_an_error(detector_file, tmp_path):
+    skimage = pytest.importorskip("skimage", reason="sample photos without a car come with scikit-image")
+    photo = Path(skimage.__file__).parent / "data" / "chelsea.png"
+    code, (line,), _ = predict_json(str(photo))
+    assert code == 0
+    assert line == {"file": str(photo), "no_car": True, "message": line["message"]} and "No car" in line["message"]
+
+
+@pytest.mark.slow
+def test_whole_skips_the_finder(shared_folder, detector_file):
+    photo = shared_folder / "data" / "street-scenes" / "images" / "00003.jpg"
+    code, (line,), _ = predict_json(str(photo), "--whole")
+    assert code == 0 and line["box"] is None and line["others"] == []
