@@ -16,6 +16,8 @@ if model.loaded is None:
 body = card_body(model.loaded.folder)
 if body:
     st.markdown(body)
+elif (model.loaded.folder / "README.md").is_file():
+    st.info("This model's card (README.md) could not be read.")
 else:
     st.info("This model has no model card (README.md).")
 st.divider()
