@@ -1,6 +1,7 @@
 # The Streamlit demo for Hugging Face Spaces (sdk: docker, app_port: 8501) or any Docker host.
 # Space variables: AUTOSPECNET_MODEL (a Hub repo "owner/name@rev" or a folder; default: the bundled
-# model) and HF_TOKEN (a secret, for a private model repo).
+# model) and HF_TOKEN (a secret, for a private model repo). The model must ship model.onnx: the image
+# serves on ONNX Runtime and has no torch.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,14 +15,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 1000 user
 WORKDIR /home/user/app
 
-# CPU builds of torch and torchvision (the default wheels carry CUDA, gigabytes a Space does not use).
-COPY requirements.txt .
-RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu \
-        "torch>=2.9,<2.15" "torchvision>=0.24,<0.30" \
-    && pip install --no-cache-dir -r requirements.txt
+COPY requirements-serve.txt .
+RUN pip install --no-cache-dir -r requirements-serve.txt
 
 COPY --chown=user . .
 USER 1000
+# The car finder is downloaded (pinned URL, sha256 checked) while the image is built, never at start.
+RUN python -c "from autospecnet.detector import detector_path; print(detector_path())"
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \

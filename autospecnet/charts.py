@@ -33,27 +33,39 @@ def probability_bars(prediction: HeadPrediction) -> go.Figure:
     return figure
 
 
-def history_curves(histories: dict[str, pd.DataFrame], head: str, parts: list[str], metric: str = "acc") -> go.Figure:
-    """One line per run and part; dashed for train, solid for validation."""
+def history_curves(
+    histories: dict[str, pd.DataFrame],
+    head: str,
+    parts: list[str],
+    metric: str = "acc",
+    x: str = "epoch",
+    reference: tuple[str, pd.DataFrame] | None = None,
+) -> go.Figure:
+    """One line per run and part, dashed for train, solid for validation; ``x`` is "epoch" or "minutes"
+    (the run's cumulative epoch time); ``reference`` adds a (label, history) drawn dotted in grey."""
     frames = []
-    for run, history in histories.items():
+    lines = list(histories.items()) + ([reference] if reference else [])
+    for run, history in lines:
         for part in parts:
             column = history_column(part, head, metric)
-            if column in history:
-                frames.append(pd.DataFrame({"epoch": history["epoch"], "value": history[column], "run": run,
-                                            "part": PART_TITLES[part]}))  # fmt: skip
-    data = pd.concat(frames) if frames else pd.DataFrame(columns=["epoch", "value", "run", "part"])
-    figure = px.line(data, x="epoch", y="value", color="run", line_dash="part", markers=True,
+            if column not in history or (x == "minutes" and "epoch_time" not in history):
+                continue
+            position = history["epoch"] if x == "epoch" else history["epoch_time"].cumsum() / 60
+            frames.append(
+                pd.DataFrame({"x": position, "value": history[column], "run": run, "part": PART_TITLES[part]})
+            )
+    data = pd.concat(frames) if frames else pd.DataFrame(columns=["x", "value", "run", "part"])
+    figure = px.line(data, x="x", y="value", color="run", line_dash="part", markers=True,
                      line_dash_map={"train": "dash", "validation": "solid"})  # fmt: skip
+    if reference:
+        figure.update_traces(selector=lambda trace: trace.legendgroup.startswith(reference[0]),
+                             line_color="#9aa0a6", line_dash="dot")  # fmt: skip
     figure.update_layout(
-        yaxis={
-            "tickformat": ".0%",
-            "title": f"{HEAD_TITLES.get(head, head)} {METRIC_NAMES[metric]}",
-            "rangemode": "tozero",
-        },
-        xaxis={"title": "epoch", "dtick": 1},
+        yaxis={"tickformat": ".0%", "title": f"{HEAD_TITLES.get(head, head)} {METRIC_NAMES[metric]}", "rangemode": "tozero"},
+        xaxis={"title": "epoch" if x == "epoch" else "wall-clock minutes (training and validation)",
+               **({"dtick": 1} if x == "epoch" else {})},
         legend={"title": None},
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         height=460,
-    )
+    )  # fmt: skip
     return figure

@@ -35,14 +35,16 @@ def _attribute_head(out_features: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Dropout(dropout), nn.Linear(FEATURE_DIM, out_features))
 
 
+MODEL_TAGS = ["stanford-cars", "mobilenet_v2", "multi-task", "car-recognition"]
+
+
 class AutoSpecNet(
     nn.Module,
     PyTorchModelHubMixin,
     library_name="autospecnet",
-    repo_url="https://github.com/autospecnet/autospecnet",
     license="mit",
     pipeline_tag="image-classification",
-    tags=["stanford-cars", "mobilenet_v2", "multi-task", "car-recognition"],
+    tags=MODEL_TAGS,
 ):
     def __init__(
         self,

@@ -1,32 +1,47 @@
-"""Experiments: accuracy over epochs for the paper's image size, batch size and learning rate runs."""
+"""Experiments: the paper's image size, batch size and learning rate runs, what they found, at what cost."""
 
 import pandas as pd
 import streamlit as st
 
 from autospecnet import charts, ui
-from autospecnet.experiments import find_experiments, load_experiments
+from autospecnet.experiments import experiment_folders, find_experiments, load_experiments
 from autospecnet.heads import DISPLAY_ORDER, HEAD_LONG_TITLES, METRIC_NAMES
+from autospecnet.optional_files import read_json
 
 ui.ensure_app_navigation()
 
 st.title("Experiments")
-st.caption("Accuracy over epochs of the paper's three comparisons, as stored with the app.")
+st.caption("The paper's three comparisons, re-run with its recipe: accuracy over epochs and over time.")
 
 model = ui.app_model()
-folder = find_experiments(model.loaded.folder if model.loaded else None, ui.ASSETS / "experiments")
-experiments = load_experiments(folder) if folder else None
-if not experiments or not experiments.runs:
+root = find_experiments(model.loaded.folder if model.loaded else None, ui.ASSETS / "experiments")
+budgets = experiment_folders(root) if root else {}
+if not budgets:
     st.info("No experiment runs are stored yet. Run `python -m training.experiments` (see the README).")
+    st.stop()
+budget_name = (
+    st.segmented_control("Budget", list(budgets), default=next(iter(budgets)), required=True)
+    if len(budgets) > 1
+    else next(iter(budgets))
+)
+experiments = load_experiments(budgets[budget_name])
+if not experiments.runs:
+    st.info("This budget's runs could not be read.")
     st.stop()
 
 reduced = [run for run in experiments.runs.values() if run.reduced_budget]
 if reduced:
-    budget = reduced[0].metadata.get("budget", {})
     st.warning(
-        f"{len(reduced)} of {len(experiments.runs)} runs used a **reduced budget** "
-        f"({budget.get('epochs', '?')} epochs on {budget.get('subset', 1):.0%} of the training part), not the "
+        f"{len(reduced)} of {len(experiments.runs)} runs used a **reduced budget** ({experiments.budget}), not the "
         "paper's protocol (40 epochs, all data): compare them with each other, not with the paper's numbers."
     )
+
+st.subheader("What the paper found, and what these runs say")
+findings = experiments.findings()
+for finding in findings:
+    icon = {True: ":material/check_circle:", False: ":material/swap_horiz:", None: ":material/hourglass_top:"}
+    st.markdown(f"{icon[finding.agrees]} **{finding.question.capitalize()}.** Paper: {finding.paper_claim}. "
+                f"{finding.sentence(experiments.budget)}")  # fmt: skip
 
 choices = list(experiments.comparisons) + ["pick runs"]
 comparison = st.segmented_control("Comparison", choices, default=choices[0], required=True,
@@ -38,10 +53,25 @@ else:
 left, middle, right = st.columns(3)
 head = left.selectbox("Head", list(DISPLAY_ORDER), format_func=HEAD_LONG_TITLES.get)
 metric = middle.selectbox("Metric", ["acc", "precision", "recall"], format_func=METRIC_NAMES.get)
-parts = right.multiselect("Parts", ["train", "val"], default=["train", "val"], format_func=charts.PART_TITLES.get)
+parts = right.multiselect("Parts", ["train", "val"], default=["val"], format_func=charts.PART_TITLES.get)
+
+reference = None
+bundled = ui.ASSETS / "model"
+if (bundled / "history.csv").is_file() and st.toggle("Show the bundled model's training as a reference", value=True):
+    args = read_json(bundled / "training_args.json") or {}
+    label = f"bundled model (other recipe: {args.get('epochs', '?')} epochs, {args.get('augment', '?')} augmentation)"
+    reference = (label, pd.read_csv(bundled / "history.csv"))
 
 histories = {name: experiments.runs[name].history for name in selected}
-st.plotly_chart(charts.history_curves(histories, head, parts, metric), key="curves")
+by_epoch, by_time = st.tabs(["Over epochs", "Over wall-clock time"])
+by_epoch.plotly_chart(charts.history_curves(histories, head, parts, metric, reference=reference), key="curves")
+by_time.plotly_chart(
+    charts.history_curves(histories, head, parts, metric, x="minutes", reference=reference), key="curves-time"
+)
+by_time.caption("Minutes of training and validation per run, as measured on the hardware in each run's metadata.")
 
 st.subheader("Runs")
 st.dataframe(pd.DataFrame([run.summary() for run in experiments.runs.values()]), hide_index=True)
+for name, run in experiments.runs.items():
+    with st.expander(f"{name}: metadata"):
+        st.json(run.metadata, expanded=False)

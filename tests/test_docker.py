@@ -42,13 +42,48 @@ def test_spaces_settings_match_the_container():
     assert f"127.0.0.1:{port}/_stcore/health" in DOCKERFILE.split("HEALTHCHECK", 1)[1]
 
 
-def test_image_installs_cpu_torch_then_the_requirements():
-    assert "download.pytorch.org/whl/cpu" in DOCKERFILE
-    assert DOCKERFILE.index("whl/cpu") < DOCKERFILE.index("-r requirements.txt")
+def test_image_installs_only_what_serving_needs():
+    assert re.search(r"^RUN pip install --no-cache-dir -r requirements-serve.txt$", DOCKERFILE, re.MULTILINE)
+    assert "torch" not in DOCKERFILE.replace("no torch", "")
+    serving = (ROOT / "requirements-serve.txt").read_text()
+    assert "onnxruntime" in serving and not re.search(r"^(torch|torchvision)\b", serving, re.MULTILINE)
     assert re.search(r"^FROM python:3\.\d+-slim$", DOCKERFILE, re.MULTILINE)
+    assert (ROOT / "assets" / "model" / "model.onnx").is_file(), "the image serves the bundled model on ONNX Runtime"
+
+
+def test_the_car_finder_is_fetched_at_build_time_as_the_app_user():
+    build_step = DOCKERFILE.index("detector_path()")
+    assert DOCKERFILE.index("USER 1000") < build_step < DOCKERFILE.index("CMD [")
+
+
+def git_ls_files() -> list[str]:
+    result = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip("not a git checkout")
+    return result.stdout.splitlines()
+
+
+def test_every_binary_file_is_stored_with_lfs_on_the_hub():
+    rules = [line.split()[0] for line in (ROOT / ".gitattributes").read_text().splitlines()
+             if "filter=lfs" in line]  # fmt: skip
+    import fnmatch
+
+    for name in git_ls_files():
+        data = (ROOT / name).read_bytes()[:8000]
+        if b"\0" in data:
+            assert any(fnmatch.fnmatch(Path(name).name, rule) for rule in rules), f"{name} is binary but not in LFS"
+
+
+def test_space_deploy_uploads_the_app_and_its_model_not_tests_or_runs():
+    from training.deploy_space import files_to_upload
+
+    files = set(files_to_upload())
+    assert {"app.py", "Dockerfile", "README.md", "assets/model/model.onnx", "assets/model/model.safetensors",
+            "pages/predict.py", "requirements-serve.txt", ".streamlit/config.toml"} <= files  # fmt: skip
+    assert not any(f.startswith(("tests/", ".git/", ".venv/", "runs/", ".ci/")) for f in files)
 
 
 def test_everything_the_app_needs_is_copied():
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()}
-    for needed in ("app.py", "pages", "autospecnet", "assets", ".streamlit", "requirements.txt"):
+    for needed in ("app.py", "pages", "autospecnet", "assets", ".streamlit", "requirements-serve.txt"):
         assert needed not in ignored

@@ -102,7 +102,7 @@ def test_truncated_weights(model_copy):
 @pytest.mark.parametrize(
     "config, message",
     [
-        ("{not json", "unreadable config.json"),
+        ("{not json", "config.json is unreadable"),
         ('{"hidden_size": 3}', "not an AutoSpecNet config"),
         ("[1, 2]", "not an AutoSpecNet config"),
     ],

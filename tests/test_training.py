@@ -41,7 +41,7 @@ def train_args(data: Path, out: Path, *extra: str):
 
 def history_without_times(run: Path) -> list[dict]:
     with open(run / "history.csv", newline="") as f:
-        return [{k: v for k, v in row.items() if k != "epoch_time"} for row in csv.DictReader(f)]
+        return [{k: v for k, v in row.items() if k not in ("epoch_time", "train_time")} for row in csv.DictReader(f)]
 
 
 @pytest.fixture(scope="module")
@@ -249,12 +249,28 @@ def test_publish_dry_run_assembles_a_checked_model_folder(finished_run, tmp_path
     publish.main(
         publish.get_args_parser().parse_args(["--run", str(finished_run), "--folder", str(folder), "--dry-run"])
     )
-    assert {p.name for p in folder.iterdir()} == {"README.md", "config.json", "model.safetensors", "test_metrics.json",
-                                                  "split.json", "history.csv", "training_args.json"}  # fmt: skip
+    assert {p.name for p in folder.iterdir()} == {"README.md", "config.json", "model.safetensors", "model.onnx",
+                                                  "test_metrics.json", "split.json", "history.csv",
+                                                  "training_args.json"}  # fmt: skip
     card = (folder / "README.md").read_text()
     accuracy = json.loads((finished_run / "test_metrics.json").read_text())["heads"]["model"]["accuracy"]
     assert f"{accuracy:.2%}" in card and "64 x 64 px" in card and "2 epochs" in card and "bounding box" in card
     assert publish.check(folder) == []
+
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(folder / "README.md").data
+    assert {r.metric_name: r.metric_value for r in data.eval_results}["Car (196 classes) accuracy"] == round(
+        accuracy, 4
+    )
+    assert "pytorch_model_hub_mixin" in data.tags and "repo_url" not in card
+
+    # The card's Reproduce command gives back the run's recipe, every flag included.
+    command = next(line for line in card.splitlines() if line.startswith("python -m training.train "))
+    reproduced = vars(get_args_parser().parse_args(command.split()[3:]))
+    stored = json.loads((finished_run / "args.json").read_text())
+    for key in ("image_size", "batch_size", "epochs", "lr", "lr_milestones", "lambda_year", "crop", "amp", "subset"):
+        assert reproduced[key] == stored[key], key
 
 
 def test_publish_refuses_an_unfinished_run(finished_run, tmp_path):
@@ -265,23 +281,41 @@ def test_publish_refuses_an_unfinished_run(finished_run, tmp_path):
 
 def test_experiment_grid_exports_histories_and_skips_finished_runs(folder_data, tmp_path, capsys):
     argv = ["--data", str(folder_data), "--runs-dir", str(tmp_path / "runs"), "--output-dir", str(tmp_path / "out"),
-            "--epochs", "1", "--subset", "0.5", "--backbone-init", "none", "--workers", "0",
+            "--epochs", "4", "--subset", "0.5", "--backbone-init", "none", "--workers", "0",
             "--only", "size224-batch16-lr0.01"]  # fmt: skip
     experiments.main(experiments.get_args_parser().parse_args(argv))
     exported = tmp_path / "out" / "size224-batch16-lr0.01"
     metadata = json.loads((exported / "metadata.json").read_text())
     assert metadata["hyperparameters"]["image_size"] == 224 and metadata["hyperparameters"]["batch_size"] == 16
-    train_part = json.loads((tmp_path / "runs" / "size224-batch16-lr0.01" / "split.json").read_text())["train"]
-    assert metadata["budget"] == {"epochs": 1, "subset": 0.5, "train_images": round(len(train_part) * 0.5),
+    run_args = json.loads((tmp_path / "runs" / "size224-batch16-lr0.01" / "args.json").read_text())
+    # What the run really used, read from its own stored arguments (the milestones derived from --epochs too).
+    assert metadata["hyperparameters"]["lr_milestones"] == run_args["lr_milestones"] == [2, 3]
+    assert metadata["budget"] == {"epochs": 4, "epochs_run": 4, "subset": 0.5, "train_images": run_args["train_images"],
                                   "full_protocol": False, "dry_run": False}  # fmt: skip
-    assert metadata["hardware"] and metadata["wall_seconds"] > 0 and "test" in metadata
-    assert (exported / "history.csv").read_text().count("\n") == 2
+    assert metadata["hardware"] == run_args["environment"]["hardware"] and metadata["wall_seconds"] > 0
+    assert metadata["train_images_per_second"] > 0 and "test" in metadata
+    assert metadata["command"].startswith("python -m training.train --output-dir ")
+    assert (exported / "history.csv").read_text().count("\n") == 5
     grid = json.loads((tmp_path / "out" / "grid.json").read_text())
-    assert "size224-batch16-lr0.01" in grid["comparisons"]["batch size"]
+    assert "size224-batch16-lr0.01" in grid["comparisons"]["batch size"] and "batch size" in grid["paper"]
 
     capsys.readouterr()
     experiments.main(experiments.get_args_parser().parse_args(argv))
     assert "finished already, skipped" in capsys.readouterr().out
+
+
+def test_a_reduced_budget_keeps_every_class_share(folder_data):
+    from training.data import subset_files
+
+    dataset = load_dataset(folder_data)
+    labels = {s.filename: s.label for s in dataset.samples}
+    files = sorted(labels)
+    half = subset_files(files, labels, 0.5, seed=0)
+    for label in set(labels.values()):
+        members = [f for f in files if labels[f] == label]
+        assert sum(labels[f] == label for f in half) == max(1, round(len(members) * 0.5))
+    assert half == subset_files(files, labels, 0.5, seed=0) != subset_files(files, labels, 0.5, seed=1)
+    assert subset_files(files, labels, 1.0, seed=0) == files
 
 
 def test_module_docstrings_give_the_commands():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -27,7 +28,7 @@ from tqdm import tqdm
 
 from autospecnet.heads import ATTRIBUTE_HEADS, HEADS
 from training.atomic import save_json_atomic
-from training.data import DATA_ENV
+from training.data import DATA_ENV, DataError
 from training.evaluate import load_for_evaluation, part_loader
 from training.metrics import HeadMetrics
 from training.train import evaluation_report
@@ -150,4 +151,7 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    try:
+        main(get_args_parser().parse_args())
+    except DataError as error:
+        sys.exit(f"error: {error}")

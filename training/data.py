@@ -31,6 +31,10 @@ from autospecnet.model import IMAGENET_MEAN, IMAGENET_STD
 PARTS = ("train", "val", "test")
 
 
+class DataError(ValueError):
+    """The dataset is missing or not in a layout this package reads; ``str(error)`` says what is wrong."""
+
+
 @dataclass(frozen=True)
 class Sample:
     filename: str  # relative to the dataset root
@@ -54,10 +58,10 @@ class CarsDataset:
 def resolve_data_root(path: str | os.PathLike | None) -> Path:
     path = path or os.environ.get(DATA_ENV)
     if not path:
-        raise SystemExit(f"No data path: pass --data or set {DATA_ENV}")
+        raise DataError(f"No data path: pass --data or set {DATA_ENV}")
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise SystemExit(f"Data path is not a folder: {root}")
+        raise DataError(f"Data path is not a folder: {root}")
     return root
 
 
@@ -68,7 +72,7 @@ def load_dataset(root: str | os.PathLike) -> CarsDataset:
     official = root / "stanford_cars" if (root / "stanford_cars").is_dir() else root
     if (official / "devkit" / "cars_meta.mat").is_file():
         return _load_official_layout(official)
-    raise SystemExit(
+    raise DataError(
         f"{root} holds neither labels.csv + class_names.txt + images/ nor the official "
         "Stanford Cars layout (devkit/cars_meta.mat, cars_train/, cars_test/)"
     )
@@ -81,7 +85,7 @@ def _load_folder_layout(root: Path) -> CarsDataset:
         for row in csv.DictReader(f):
             label = int(row["label"])
             if row.get("class_name") and row["class_name"] != class_names[label]:
-                raise SystemExit(
+                raise DataError(
                     f"labels.csv: {row['filename']} says {row['class_name']!r}, class {label} is {class_names[label]!r}"
                 )
             duplicate = row.get("duplicate_of") or ""
@@ -144,13 +148,19 @@ def make_split(dataset: CarsDataset, seed: int = 0, val_fraction: float = 0.15, 
     }
 
 
-def subset_files(files: list[str], fraction: float, seed: int) -> list[str]:
-    """A seeded fraction of a part's files, for reduced-budget runs."""
+def subset_files(files: list[str], labels: dict[str, int], fraction: float, seed: int) -> list[str]:
+    """A seeded, stratified fraction of a part's files for reduced-budget runs: every class keeps its share
+    (at least one image)."""
     if fraction >= 1:
         return files
-    files = list(files)
-    random.Random(f"subset:{seed}").shuffle(files)
-    return sorted(files[: max(1, round(len(files) * fraction))])
+    by_class: dict[int, list[str]] = defaultdict(list)
+    for file in sorted(files):
+        by_class[labels[file]].append(file)
+    chosen = []
+    for label, members in sorted(by_class.items()):
+        random.Random(f"subset:{seed}:{label}").shuffle(members)
+        chosen += members[: max(1, round(len(members) * fraction))]
+    return sorted(chosen)
 
 
 def train_transform(image_size: int, augment: str) -> v2.Compose:
@@ -184,7 +194,7 @@ class CarImages(torch.utils.data.Dataset):
         by_name = {s.filename: s for s in dataset.samples}
         missing = [f for f in files if f not in by_name]
         if missing:
-            raise SystemExit(f"{len(missing)} files of the split are not in the dataset, e.g. {missing[0]}")
+            raise DataError(f"{len(missing)} files of the split are not in the dataset, e.g. {missing[0]}")
         self.root = dataset.root
         self.samples = [by_name[f] for f in files]
         self.transform = transform

@@ -14,13 +14,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
 
 from autospecnet.heads import HEADS
 from autospecnet.sources import ModelLoadError, load_model
-from training.data import DATA_ENV, PARTS, CarImages, eval_transform, load_dataset, make_split, resolve_data_root
+from training.data import (
+    DATA_ENV,
+    PARTS,
+    CarImages,
+    DataError,
+    eval_transform,
+    load_dataset,
+    make_split,
+    resolve_data_root,
+)
 from training.train import evaluate, evaluation_report
 
 
@@ -88,4 +98,7 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    try:
+        main(get_args_parser().parse_args())
+    except DataError as error:
+        sys.exit(f"error: {error}")

@@ -11,8 +11,9 @@ Six runs cover the three comparisons: image size 224 vs 400 (batch 32, lr 0.01);
 with ``training.train`` (the paper's recipe otherwise) in a process of its own, into
 ``--runs-dir/<run>``; finished runs are skipped and interrupted ones resumed. Each run's
 ``history.csv`` and a ``metadata.json`` (hyperparameters, budget, data, split, hardware, time
-of its epochs, git commit, test metrics) are copied to ``--output-dir``, the folder the app's
-Experiments page reads.
+of its epochs, images per second, git commit, test metrics), read from what the run stored, go
+to ``--output-dir``: one folder per budget under ``assets/experiments/``, which the app's
+Experiments page reads and compares with the paper's findings (``PAPER``).
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from training import runinfo
 from training.atomic import save_json_atomic
-from training.data import DATA_ENV, subset_files
-from training.train import get_args_parser as train_args_parser
+from training.data import DATA_ENV, DataError
 
 RUNS = {
     "size224-batch32-lr0.01": {"image_size": 224, "batch_size": 32, "lr": 0.01},
@@ -44,12 +44,24 @@ COMPARISONS = {
     "learning rate": ["size400-batch32-lr0.005", "size400-batch32-lr0.01", "size400-batch32-lr0.05"],
 }
 
+# What the paper found for each comparison: its best run, and its claim in words.
+PAPER = {
+    "image size": {"winner": "size400-batch32-lr0.01", "claim": "400 px beats 224 px (above 92 % accuracy)"},
+    "batch size": {"winner": "size224-batch32-lr0.01", "claim": "batch 32 beats 16 and 64"},
+    "learning rate": {"winner": "size400-batch32-lr0.01", "claim": "lr 0.01 beats 0.005 and 0.05"},
+}
+
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Run the paper's image size / batch size / learning rate grid")
     p.add_argument("--data", default=None, help=f"dataset folder (default: ${DATA_ENV})")
     p.add_argument("--runs-dir", default="runs/experiments", help="run folders (checkpoints; keep out of git)")
-    p.add_argument("--output-dir", default="assets/experiments", help="histories + metadata for the app")
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        help="histories + metadata for the app (default: assets/experiments/<epochs>-epochs[-subset<fraction>], "
+        "one folder per budget)",
+    )
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--subset", type=float, default=1.0, help="fraction of the training part each run uses")
     p.add_argument(
@@ -93,68 +105,65 @@ def run_argv(name: str, args) -> list[str]:
     return argv
 
 
-def export(name: str, run_dir: Path, output_dir: Path, train_args) -> None:
+HYPERPARAMETERS = ("image_size", "batch_size", "lr", "momentum", "weight_decay", "lr_schedule", "lr_milestones",
+                   "warmup_epochs", "augment", "label_smoothing", "head_lr_mult", "lambda_year", "lambda_make",
+                   "lambda_type", "dropout", "backbone_init")  # fmt: skip
+
+
+def export(name: str, run_dir: Path, output_dir: Path) -> None:
+    """The run's history and its metadata, read from what the run itself stored (``args.json``, with the
+    values derived when it started, its split, history and test metrics), into the app's folder."""
     target = output_dir / name
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(run_dir / "history.csv", target / "history.csv")
+    args = json.loads((run_dir / "args.json").read_text())
     split = json.loads((run_dir / "split.json").read_text())
-    settings = vars(train_args)
+    with open(run_dir / "history.csv", newline="") as f:
+        history = list(csv.DictReader(f))
+    train_images = args.get("train_images") or (len(split["train"]) if args["subset"] >= 1 else None)
+    train_seconds = sum(float(row.get("train_time") or "nan") for row in history)
+    environment = args.get("environment", {})
     metadata = {
         "name": name,
-        "hyperparameters": {
-            k: settings[k]
-            for k in (
-                "image_size",
-                "batch_size",
-                "lr",
-                "momentum",
-                "weight_decay",
-                "lr_schedule",
-                "lr_milestones",
-                "augment",
-                "label_smoothing",
-                "head_lr_mult",
-                "lambda_year",
-                "lambda_make",
-                "lambda_type",
-            )
-        },
+        "hyperparameters": {k: args.get(k) for k in HYPERPARAMETERS},
         "budget": {
-            "epochs": train_args.epochs,
-            "subset": train_args.subset,
-            "train_images": len(subset_files(split["train"], train_args.subset, train_args.seed)),
-            "full_protocol": train_args.epochs >= 40 and train_args.subset >= 1.0,
-            "dry_run": train_args.dry_run,
+            "epochs": args["epochs"],
+            "epochs_run": len(history),
+            "subset": args["subset"],
+            "train_images": train_images,
+            "full_protocol": args["epochs"] >= 40 and args["subset"] >= 1.0,
+            "dry_run": args["dry_run"],
         },
         "data": {
             "dataset": "Stanford Cars (cropped training images)",
             "split_seed": split["seed"],
             "parts": {p: len(split[p]) for p in ("train", "val", "test")},
         },
-        "hardware": runinfo.hardware(train_args.device),
-        "software": runinfo.software(),
-        "wall_seconds": round(_epoch_seconds(run_dir / "history.csv"), 1),
-        "git_commit": runinfo.git_commit(),
+        "hardware": environment.get("hardware"),
+        "software": environment.get("software"),
+        "git_commit": environment.get("git_commit"),
+        "wall_seconds": round(sum(float(row["epoch_time"]) for row in history), 1),
+        "train_images_per_second": round(train_images * len(history) / train_seconds, 1)
+        if train_images and math.isfinite(train_seconds) and train_seconds > 0
+        else None,
+        "command": "python -m training.train " + " ".join(args.get("argv", [])[1:]),
         "test": json.loads((run_dir / "test_metrics.json").read_text()),
     }
     save_json_atomic(metadata, target / "metadata.json")
 
 
-def _epoch_seconds(history_csv: Path) -> float:
-    """Time spent in the run's epochs (training and validation), summed across resumed sessions."""
-    with open(history_csv, newline="") as f:
-        return sum(float(row["epoch_time"]) for row in csv.DictReader(f))
+def default_output_dir(epochs: int, subset: float) -> Path:
+    return Path("assets/experiments") / (f"{epochs}-epochs" + (f"-subset{subset:g}" if subset < 1 else ""))
 
 
 def main(args) -> None:
-    output_dir = Path(args.output_dir)
+    output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(args.epochs, args.subset)
     output_dir.mkdir(parents=True, exist_ok=True)
-    save_json_atomic({"runs": RUNS, "comparisons": COMPARISONS}, output_dir / "grid.json")
+    save_json_atomic({"runs": RUNS, "comparisons": COMPARISONS, "paper": PAPER}, output_dir / "grid.json")
     failed = []
     for name in args.only or RUNS:
         run_dir = Path(args.runs_dir) / name
         argv = run_argv(name, args)
-        train_args = train_args_parser().parse_args(argv)
         if (run_dir / "test_metrics.json").is_file() and not args.dry_run:
             print(f"{name}: finished already, skipped")
         else:
@@ -164,10 +173,13 @@ def main(args) -> None:
                 print(f"{name}: failed; run the grid again to resume it", flush=True)
                 failed.append(name)
                 continue
-        export(name, run_dir, output_dir, train_args)
+        export(name, run_dir, output_dir)
     if failed:
         raise SystemExit(f"failed runs: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    try:
+        main(get_args_parser().parse_args())
+    except DataError as error:
+        sys.exit(f"error: {error}")

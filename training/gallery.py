@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from autospecnet.heads import HEADS
 from training.atomic import save_json_atomic
-from training.data import DATA_ENV
+from training.data import DATA_ENV, DataError
 from training.evaluate import load_for_evaluation, part_loader
 
 THUMBNAIL_SIDE = 320
@@ -134,4 +135,7 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    try:
+        main(get_args_parser().parse_args())
+    except DataError as error:
+        sys.exit(f"error: {error}")

@@ -6,7 +6,8 @@
     python -m training.publish --run runs/bundled --folder runs/bundled/publish \
         --experiments assets/experiments --gallery runs/bundled/gallery --repo-id owner/autospecnet [--private]
 
-The folder holds ``model.safetensors``, ``config.json``, the model card ``README.md``
+The folder holds ``model.safetensors``, ``model.onnx`` (the serving graph, checked against the
+weights), ``config.json``, the model card ``README.md``
 (data, split, image size, epochs, hardware, per-head test metrics, limits),
 ``test_metrics.json``, ``split.json``, ``history.csv`` and ``training_args.json``, plus
 ``experiments/`` and ``gallery/`` when given. The token comes from the usual places
@@ -22,7 +23,9 @@ from pathlib import Path
 
 from autospecnet.sources import ModelLoadError, load_model
 from training import runinfo
+from training.atomic import replace_folder_atomic
 from training.card import model_card
+from training.onnx_export import export_onnx
 
 MODEL_FILES = ("config.json", "model.safetensors")
 RECORD_FILES = {"test_metrics.json": "test_metrics.json", "split.json": "split.json", "history.csv": "history.csv",
@@ -37,36 +40,43 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiments", default=None, help="experiments folder to include (histories + metadata)")
     p.add_argument("--gallery", default=None, help="gallery folder to include (gallery.json, thumbnails/)")
     p.add_argument("--hardware", default=None, help="what trained it, for the card (default: this machine)")
+    p.add_argument("--finder-report", default=None, help="training.finder's report for this model, for the card")
     p.add_argument("--repo-id", default=None, help="Hub repo to push to, owner/name")
     p.add_argument("--private", action="store_true", help="create the Hub repo as private")
     p.add_argument("--dry-run", action="store_true", help="assemble and check; no network")
     return p
 
 
-def assemble(run: Path, folder: Path, experiments: Path | None, gallery: Path | None, hardware: str) -> None:
+def assemble(
+    run: Path,
+    folder: Path,
+    experiments: Path | None,
+    gallery: Path | None,
+    hardware: str,
+    finder_report: dict | None = None,
+) -> None:
     missing = [f for f in MODEL_FILES if not (run / "best" / f).is_file()]
     missing += [f for f in RECORD_FILES if not (run / f).is_file()]
     if missing:
         raise SystemExit(f"{run} is not a finished run: missing {', '.join(missing)}")
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in MODEL_FILES:
-        shutil.copy(run / "best" / name, tmp / name)
-    if (run / "best" / "calibration.json").is_file():
-        shutil.copy(run / "best" / "calibration.json", tmp / "calibration.json")
-    for source, target in RECORD_FILES.items():
-        shutil.copy(run / source, tmp / target)
-    if (run / "best" / "test_metrics.json").is_file():  # written by training.calibrate: the calibrated model's
-        shutil.copy(run / "best" / "test_metrics.json", tmp / "test_metrics.json")
-    (tmp / "README.md").write_text(model_card(run, hardware))
-    if experiments:
-        shutil.copytree(experiments, tmp / "experiments")
-    if gallery:
-        shutil.copytree(gallery, tmp / "gallery")
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
+
+    def fill(tmp: Path) -> None:
+        for name in MODEL_FILES:
+            shutil.copy(run / "best" / name, tmp / name)
+        if (run / "best" / "calibration.json").is_file():
+            shutil.copy(run / "best" / "calibration.json", tmp / "calibration.json")
+        for source, target in RECORD_FILES.items():
+            shutil.copy(run / source, tmp / target)
+        if (run / "best" / "test_metrics.json").is_file():  # written by training.calibrate: the calibrated model's
+            shutil.copy(run / "best" / "test_metrics.json", tmp / "test_metrics.json")
+        (tmp / "README.md").write_text(model_card(run, hardware, finder_report))
+        export_onnx(load_model(tmp).model, tmp)  # the serving graph, checked against the weights
+        if experiments:
+            shutil.copytree(experiments, tmp / "experiments")
+        if gallery:
+            shutil.copytree(gallery, tmp / "gallery")
+
+    replace_folder_atomic(folder, fill)
 
 
 def check(folder: Path) -> list[str]:
@@ -85,13 +95,18 @@ def check(folder: Path) -> list[str]:
         problems.append("the model card does not show the test accuracy")
     if list(folder.rglob("*.pt")) or list(folder.rglob("*.bin")) or list(folder.rglob("*.pkl")):
         problems.append("the folder holds pickle files")
+    try:
+        load_model(folder).backend("onnxruntime")
+    except ModelLoadError as error:
+        problems.append(str(error))
     return problems
 
 
 def main(args) -> None:
     run, folder = Path(args.run), Path(args.folder)
+    finder_report = json.loads(Path(args.finder_report).read_text()) if args.finder_report else None
     assemble(run, folder, args.experiments and Path(args.experiments), args.gallery and Path(args.gallery),
-             args.hardware or runinfo.hardware())  # fmt: skip
+             args.hardware or runinfo.hardware(), finder_report)  # fmt: skip
     problems = check(folder)
     if problems:
         raise SystemExit("not publishable:\n- " + "\n- ".join(problems))

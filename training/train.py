@@ -39,6 +39,7 @@ from training.atomic import save_json_atomic
 from training.data import (
     DATA_ENV,
     CarImages,
+    DataError,
     eval_transform,
     load_dataset,
     make_split,
@@ -281,7 +282,8 @@ def _save_checkpoint(state: dict, path: Path) -> None:
 
 
 def make_loaders(dataset, split: dict, args, device):
-    train_files = subset_files(split["train"], args.subset, args.seed)
+    labels = {sample.filename: sample.label for sample in dataset.samples}
+    train_files = subset_files(split["train"], labels, args.subset, args.seed)
     loader_kwargs = {
         "batch_size": args.batch_size,
         "num_workers": args.workers,
@@ -320,13 +322,6 @@ def main(args) -> dict:
                 raise SystemExit(f"--resume: {key} was {saved[key]!r} in this run, not {getattr(args, key)!r}")
     elif (out / "history.csv").exists() and not args.dry_run:
         raise SystemExit(f"{out} already holds a run: pass --resume to continue it, or choose another --output-dir")
-    environment = {
-        "hardware": runinfo.hardware(args.device),
-        "software": runinfo.software(),
-        "git_commit": runinfo.git_commit(),
-    }
-    save_json_atomic({**vars(args), "argv": sys.argv, "environment": environment}, out / "args.json")
-
     dataset = load_dataset(resolve_data_root(args.data))
     split_path = out / "split.json"
     if args.split:
@@ -341,10 +336,24 @@ def main(args) -> dict:
     torch.manual_seed(args.seed)  # the heads' (and a 'none' backbone's) initial weights
     model = AutoSpecNet.from_taxonomy(taxonomy, image_size=args.image_size, dropout=args.dropout)
     if checkpoint is None:
-        init_backbone(model, args.backbone_init)
+        try:
+            init_backbone(model, args.backbone_init)
+        except OSError as error:  # urllib's errors are OSErrors: offline, or the weights server unreachable
+            raise SystemExit(
+                f"Could not download torchvision's ImageNet weights for the backbone ({error}). Offline, pass "
+                "--backbone-init PATH (a safetensors state dict of mobilenet_v2) or --backbone-init none."
+            ) from None
     model.to(device, memory_format=torch.channels_last)
 
     train_loader, sampler, eval_loaders = make_loaders(dataset, split, args, device)
+    # The run's settings with the values derived from them, read back by the card, the grid and evaluation.
+    args.train_images = len(train_loader.dataset)
+    environment = {
+        "hardware": runinfo.hardware(args.device),
+        "software": runinfo.software(),
+        "git_commit": runinfo.git_commit(),
+    }
+    save_json_atomic({**vars(args), "argv": sys.argv, "environment": environment}, out / "args.json")
     max_batches = DRY_RUN_BATCHES if args.dry_run else None
     steps_per_epoch = min(len(train_loader), max_batches or len(train_loader))
     head_ids = {id(p) for p in model.head_parameters()}
@@ -410,4 +419,7 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    try:
+        main(get_args_parser().parse_args())
+    except DataError as error:
+        sys.exit(f"error: {error}")
