@@ -135,6 +135,11 @@ class AutoSpecNet(
         t = self.taxonomy
         return {"model": t.class_names, "year": t.years, "make": t.makes, "type": t.body_types}
 
+    def head_targets(self, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each head's targets for a batch of class indices: the class itself, and its year, make and body type."""
+        columns = self.class_to_heads[targets]
+        return {"model": targets, **{head: columns[:, i] for i, head in enumerate(ATTRIBUTE_HEADS)}}
+
     def head_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if not name.startswith("backbone.")]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -362,3 +363,73 @@ def test_calibration_fits_on_validation_and_rewrites_the_model(folder_data, fini
     assert after.confidence != pytest.approx(before.confidence, abs=1e-6)
     for head in ("model", "year", "make", "type"):
         assert sum(p.prob for p in after.heads[head].labels) == pytest.approx(1.0, abs=1e-5)
+
+
+# Several processes (torchrun)
+
+
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_two_processes_with_torchrun_see_what_one_process_sees(folder_data, tmp_path):
+    """DistributedDataParallel on CPU (gloo), with the learning rate at 0 so that float rounding cannot grow: the same
+    batches, per-item augmentations, global-batch BatchNorm statistics, losses and metrics as one process; only the
+    first process writes; --resume continues. (Gradients: test_gradients_of_two_processes_are_those_of_one.)"""
+    common = ["--data", str(folder_data), *TINY, "--epochs", "2", "--dropout", "0", "--lr", "0"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    train(get_args_parser().parse_args([*common, "--output-dir", str(one)]))
+    torchrun("-m", "training.train", *common, "--output-dir", str(two), "--epochs", "1")
+    resumed = torchrun("-m", "training.train", *common, "--output-dir", str(two), "--resume")
+    assert resumed.stdout.count("Resuming") == 1 and resumed.stdout.count("epoch 2/2:") == 1  # one writer
+    assert json.loads((two / "args.json").read_text())["environment"]["processes"] == 2
+
+    a, b = history_without_times(one), history_without_times(two)
+    assert len(a) == len(b) == 2
+    for row_a, row_b in zip(a, b, strict=True):
+        for key in row_a:
+            assert float(row_a[key]) == pytest.approx(float(row_b[key]), rel=1e-4, abs=1e-5), key
+    state_a = torch.load(one / "checkpoint.pt", map_location="cpu", weights_only=True)["model"]
+    state_b = torch.load(two / "checkpoint.pt", map_location="cpu", weights_only=True)["model"]
+    running = [k for k in state_a if "running_" in k]
+    assert running and state_a.keys() == state_b.keys()
+    for key in running:  # BatchNorm's running statistics: those of the global batches
+        torch.testing.assert_close(state_a[key], state_b[key], rtol=1e-3, atol=1e-3, msg=key)
+
+
+GRADIENTS = """
+import sys, torch, torch.distributed as dist
+from training import distributed
+distributed.setup("cpu")
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU6(inplace=True),
+                          torch.nn.Conv2d(8, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU6(inplace=True),
+                          torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5))
+model = distributed.wrap(net, torch.device("cpu"))
+x, y = torch.randn(8, 3, 12, 12, generator=torch.Generator().manual_seed(1)), torch.arange(8) % 5
+share = slice(distributed.rank(), None, distributed.world_size())
+torch.nn.functional.cross_entropy(model(x[share]), y[share]).backward()
+if distributed.rank() == 0:
+    torch.save({n: p.grad for n, p in net.named_parameters()}, sys.argv[1])
+distributed.teardown()
+"""
+
+
+@pytest.mark.slow
+def test_gradients_of_two_processes_are_those_of_one(tmp_path):
+    """Each process takes half of a batch; with global-batch BatchNorm and DDP's averaging, the gradients equal
+    those of one process on the whole batch."""
+    script = tmp_path / "gradients.py"
+    script.write_text(GRADIENTS)
+    subprocess.run([sys.executable, str(script), str(tmp_path / "one.pt")], cwd=ROOT, check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                    str(script), str(tmp_path / "two.pt")], cwd=ROOT, check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    for name in one:
+        torch.testing.assert_close(one[name], two[name], rtol=1e-4, atol=1e-6, msg=name)

@@ -21,8 +21,9 @@ from autospecnet.labels import Taxonomy
 from autospecnet.model import AutoSpecNet
 from training import runinfo
 from training.data import DATA_ENV, load_dataset, make_split, resolve_data_root
+from training.engine import multitask_loss
 from training.train import get_args_parser as train_args_parser
-from training.train import make_loaders, multitask_loss
+from training.train import make_loaders
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -61,7 +62,7 @@ def main(args) -> None:
 
     def ours(batch):
         images, targets, _ = batch
-        loss = multitask_loss(model(images.to(memory_format=memory_format)), targets, model.class_to_heads, train_args)
+        loss = multitask_loss(model(images.to(memory_format=memory_format)), targets, model, train_args)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -29,9 +29,9 @@ from tqdm import tqdm
 from autospecnet.heads import ATTRIBUTE_HEADS, HEADS
 from training.atomic import save_json_atomic
 from training.data import DATA_ENV, DataError
+from training.engine import evaluation_report
 from training.evaluate import load_for_evaluation, part_loader
 from training.metrics import HeadMetrics
-from training.train import evaluation_report
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -53,8 +53,7 @@ def collect_logits(model, loader) -> tuple[dict[str, torch.Tensor], dict[str, to
     for images, classes, _ in tqdm(loader, desc="logits", leave=False):
         classes = classes.to(device)
         out = model(images.to(device, memory_format=torch.channels_last))
-        head_targets = model.class_to_heads[classes]
-        truth = {"model": classes, "year": head_targets[:, 0], "make": head_targets[:, 1], "type": head_targets[:, 2]}
+        truth = model.head_targets(classes)
         for head in HEADS:
             logits[head].append(out[head].float())
             targets[head].append(truth[head])

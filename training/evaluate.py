@@ -31,7 +31,7 @@ from training.data import (
     make_split,
     resolve_data_root,
 )
-from training.train import evaluate, evaluation_report
+from training.engine import evaluate, evaluation_report
 
 
 def get_args_parser() -> argparse.ArgumentParser:

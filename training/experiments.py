@@ -1,7 +1,8 @@
 """The paper's experiment grid: image size, batch size and learning rate, one run each.
 
-    # the paper's protocol (40 epochs, all training data; a GPU):
+    # the paper's protocol (40 epochs, all training data) on a GPU, or on 8 GPUs with torchrun:
     python -m training.experiments --data ../shared/data/stanford-cars-train --epochs 40
+    python -m training.experiments --data ../shared/data/stanford-cars-train --epochs 40 --nproc-per-node 8
     # a reduced budget that fits a 2-core CPU (the same for every run, recorded in each run's metadata):
     python -m training.experiments --data ../shared/data/stanford-cars-train --epochs 3 --subset 0.2 \
         --backbone-init ../shared/weights/mobilenet_v2_imagenet.safetensors
@@ -72,6 +73,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone-init", default="imagenet")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--device", default=None)
+    p.add_argument(
+        "--nproc-per-node", type=int, default=1, help="processes (GPUs) per run: above 1, each run starts with torchrun"
+    )
     p.add_argument("--dry-run", action="store_true", help="a few batches per run, to check the pipeline")
     return p
 
@@ -169,7 +173,16 @@ def main(args) -> None:
         else:
             print(f"{name}: training", flush=True)
             # A process per run: each starts with fresh memory, and one run's crash does not end the grid.
-            if subprocess.run([sys.executable, "-m", "training.train", *argv]).returncode != 0:
+            launcher = [sys.executable]
+            if args.nproc_per_node > 1:
+                launcher += [
+                    "-m",
+                    "torch.distributed.run",
+                    "--standalone",
+                    "--nproc_per_node",
+                    str(args.nproc_per_node),
+                ]
+            if subprocess.run([*launcher, "-m", "training.train", *argv]).returncode != 0:
                 print(f"{name}: failed; run the grid again to resume it", flush=True)
                 failed.append(name)
                 continue

@@ -57,10 +57,7 @@ def predict_files(model, loader, device) -> list[dict]:
     results = []
     for images, targets, files in tqdm(loader, desc="gallery", leave=False):
         logits = model(images.to(device, memory_format=torch.channels_last))
-        head_targets = model.class_to_heads[targets.to(device)]
-        truths = {"model": targets.tolist()} | {
-            head: head_targets[:, column].tolist() for column, head in enumerate(("year", "make", "type"))
-        }
+        truths = {head: t.tolist() for head, t in model.head_targets(targets.to(device)).items()}
         best = {head: log_probs.exp().max(1) for head, log_probs in model.log_probabilities(logits).items()}
         for i, file in enumerate(files):
             results.append(

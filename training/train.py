@@ -22,20 +22,17 @@ import csv
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
-from autospecnet.heads import HEADS, METRICS, history_column
+from autospecnet.heads import HEADS
 from autospecnet.labels import Taxonomy
 from autospecnet.model import BACKBONE_INIT_HELP, AutoSpecNet, init_backbone
-from training import runinfo
-from training.atomic import save_json_atomic
+from training import distributed, runinfo
+from training.atomic import replace_folder_atomic, save_csv_atomic, save_json_atomic, write_atomic
 from training.data import (
     DATA_ENV,
     CarImages,
@@ -47,7 +44,7 @@ from training.data import (
     subset_files,
     train_transform,
 )
-from training.metrics import HeadMetrics
+from training.engine import evaluate, evaluation_report, history_row, train_one_epoch
 
 DRY_RUN_BATCHES = 2
 
@@ -101,22 +98,25 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 class SeededShuffle(torch.utils.data.Sampler):
     """Shuffles per epoch and hands each item its own augmentation seed, so that a resumed
-    run sees exactly the batches and augmentations of an uninterrupted one, whatever the workers."""
+    run sees exactly the batches and augmentations of an uninterrupted one, whatever the workers
+    and however many processes share the batches."""
 
-    def __init__(self, size: int, seed: int):
+    def __init__(self, size: int, seed: int, batch_size: int, drop_last: bool):
         self.size, self.seed, self.epoch = size, seed, 0
+        self.batch_size, self.drop_last = batch_size, drop_last  # the global batch (all processes)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.size
+        return len(distributed.shard(list(range(self.size)), self.batch_size, self.drop_last))
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.size, generator=generator).tolist()
         item_seeds = torch.randint(0, 2**62, (self.size,), generator=generator).tolist()
-        return iter(zip(item_seeds, order, strict=True))
+        # Under torchrun, this process's share of each global batch (distributed.shard); alone, all of it.
+        return iter(distributed.shard(list(zip(item_seeds, order, strict=True)), self.batch_size, self.drop_last))
 
 
 class AugmentedImages(CarImages):
@@ -137,125 +137,6 @@ def lr_factor(step: int, steps_per_epoch: int, args) -> float:
     return 0.1 ** sum(epoch >= m for m in args.lr_milestones)
 
 
-def multitask_loss(logits: dict, targets: torch.Tensor, class_to_heads: torch.Tensor, args) -> torch.Tensor:
-    head_targets = class_to_heads[targets]
-    loss = F.cross_entropy(logits["model"], targets, label_smoothing=args.label_smoothing)
-    for column, (head, weight) in enumerate(
-        (("year", args.lambda_year), ("make", args.lambda_make), ("type", args.lambda_type))
-    ):
-        loss = loss + weight * F.cross_entropy(
-            logits[head], head_targets[:, column], label_smoothing=args.label_smoothing
-        )
-    return loss
-
-
-def _new_head_metrics(model: AutoSpecNet) -> dict[str, HeadMetrics]:
-    return {head: HeadMetrics(len(labels)) for head, labels in model.vocabularies.items()}
-
-
-def _update_head_metrics(metrics, logits, targets, class_to_heads) -> None:
-    head_targets = class_to_heads[targets]
-    metrics["model"].update(logits["model"], targets)
-    for column, head in enumerate(("year", "make", "type")):
-        metrics[head].update(logits[head], head_targets[:, column])
-
-
-def _to_device(images, targets, device):
-    return images.to(device, non_blocking=True, memory_format=torch.channels_last), targets.to(
-        device, non_blocking=True
-    )
-
-
-def _batches(loader, device, desc: str, max_batches: int | None):
-    """(progress bar, iterator of (images, targets) on ``device``), at most ``max_batches`` of them."""
-    total = min(len(loader), max_batches or len(loader))
-    progress = tqdm(loader, desc=desc, total=total, leave=False, mininterval=1 if sys.stderr.isatty() else 30)
-
-    def batches():
-        for batch, (images, targets, _) in enumerate(progress):
-            if batch >= total:
-                break
-            yield _to_device(images, targets, device)
-
-    return progress, batches()
-
-
-def train_one_epoch(model, loader, optimizer, scheduler, device, epoch, args, max_batches=None) -> dict:
-    model.train()
-    metrics = _new_head_metrics(model)
-    total_loss, seen = 0.0, 0
-    progress, batches = _batches(loader, device, f"epoch {epoch + 1}/{args.epochs} train", max_batches)
-    for images, targets in batches:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-            logits = model(images)
-            loss = multitask_loss(logits, targets, model.class_to_heads, args)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total_loss += loss.item() * len(targets)
-        seen += len(targets)
-        _update_head_metrics(metrics, logits, targets, model.class_to_heads)
-        progress.set_postfix(
-            loss=f"{total_loss / seen:.3f}",
-            acc=f"{metrics['model'].accuracy():.3f}",
-            lr=f"{optimizer.param_groups[0]['lr']:.2g}",
-        )
-    return {"loss": total_loss / max(1, seen), **{h: m.compute() for h, m in metrics.items()}}
-
-
-@torch.inference_mode()
-def evaluate(model, loader, device, args=None, desc="eval", max_batches=None) -> dict:
-    """Loss and per-head metrics of ``model`` on ``loader``; the loss uses the paper's weights unless args say else."""
-    model.eval()
-    weights = args or argparse.Namespace(
-        lambda_year=0.1, lambda_make=0.1, lambda_type=0.1, label_smoothing=0.0, amp=False
-    )
-    metrics = _new_head_metrics(model)
-    total_loss, seen = 0.0, 0
-    for images, targets in _batches(loader, device, desc, max_batches)[1]:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=weights.amp):
-            logits = model(images)
-            total_loss += multitask_loss(logits, targets, model.class_to_heads, weights).item() * len(targets)
-        seen += len(targets)
-        # Metrics of the probabilities users see: calibrated and mixed as the model's config says.
-        _update_head_metrics(metrics, model.log_probabilities(logits), targets, model.class_to_heads)
-    return {"loss": total_loss / max(1, seen), "images": seen, **{h: m.compute() for h, m in metrics.items()}}
-
-
-def history_row(epoch: int, lr: float, train: dict, val: dict, seconds: float, train_seconds: float) -> dict:
-    """Columns as in the paper's code (train_acc, train_year_acc, ...) plus precision, recall and time
-    (``epoch_time``: training and validation; ``train_time``: training alone)."""
-    row = {"epoch": epoch + 1, "lr": lr}
-    for prefix, stats in (("train", train), ("val", val)):
-        row[f"{prefix}_loss"] = stats["loss"]
-        for metric in METRICS:
-            for head in HEADS:
-                row[history_column(prefix, head, metric)] = stats[head][metric]
-        row[f"{prefix}_top5"] = stats["model"]["top5"]
-    row["epoch_time"] = seconds
-    row["train_time"] = train_seconds
-    return row
-
-
-def evaluation_report(split: str, stats: dict) -> dict:
-    """The stable JSON that ``python -m training.evaluate --json`` prints."""
-    heads = {}
-    for head in HEADS:
-        m = stats[head]
-        heads[head] = {"accuracy": m["acc"], "top5": m["top5"], "precision": m["precision"], "recall": m["recall"]}
-    return {"split": split, "images": stats["images"], "heads": heads}
-
-
-def _write_history(rows: list[dict], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
 def _read_history(path: Path, epochs_done: int) -> list[dict]:
     if not path.is_file():
         return []
@@ -264,26 +145,20 @@ def _read_history(path: Path, epochs_done: int) -> list[dict]:
 
 
 def _save_model_atomic(model: AutoSpecNet, folder: Path, split_path: Path) -> None:
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    shutil.copy(split_path, tmp / "split.json")  # a model folder names the images it was trained and tested on
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        (tmp / "split.json").write_bytes(split_path.read_bytes())  # a model folder names its images
 
-
-def _save_checkpoint(state: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    replace_folder_atomic(folder, fill)
 
 
 def make_loaders(dataset, split: dict, args, device):
     labels = {sample.filename: sample.label for sample in dataset.samples}
     train_files = subset_files(split["train"], labels, args.subset, args.seed)
+    if args.batch_size % distributed.world_size():
+        raise DataError(
+            f"--batch-size {args.batch_size} does not split evenly over {distributed.world_size()} processes"
+        )
     loader_kwargs = {
         "batch_size": args.batch_size,
         "num_workers": args.workers,
@@ -291,9 +166,14 @@ def make_loaders(dataset, split: dict, args, device):
         "persistent_workers": args.workers > 0,
     }
     train_images = AugmentedImages(dataset, train_files, train_transform(args.image_size, args.augment), crop=args.crop)
-    sampler = SeededShuffle(len(train_images), args.seed)
     drop_last = len(train_images) > args.batch_size  # a last batch of 1 breaks BatchNorm; tiny sets keep theirs
-    train_loader = torch.utils.data.DataLoader(train_images, sampler=sampler, drop_last=drop_last, **loader_kwargs)
+    sampler = SeededShuffle(len(train_images), args.seed, args.batch_size, drop_last)
+    train_loader = torch.utils.data.DataLoader(
+        train_images,
+        sampler=sampler,
+        drop_last=drop_last,
+        **{**loader_kwargs, "batch_size": args.batch_size // distributed.world_size()},
+    )
     eval_loaders = {
         part: torch.utils.data.DataLoader(
             CarImages(dataset, split[part], eval_transform(args.image_size), crop=args.crop),
@@ -304,10 +184,19 @@ def make_loaders(dataset, split: dict, args, device):
     return train_loader, sampler, eval_loaders
 
 
-def main(args) -> dict:
+def main(args) -> dict | None:
+    """Train one run; under torchrun every process trains, and the first one writes (returns the test report)."""
+    device = distributed.setup(args.device)
+    try:
+        return _train(args, device)
+    finally:
+        distributed.teardown()
+
+
+def _train(args, device: torch.device) -> dict | None:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(args.device)
+    writes = distributed.is_main()
     if args.lr_milestones is None:
         args.lr_milestones = sorted(
             {m for m in (round(args.epochs * 0.5), round(args.epochs * 0.75)) if 0 < m < args.epochs}
@@ -330,7 +219,8 @@ def main(args) -> dict:
         split = json.loads(split_path.read_text())
     else:
         split = make_split(dataset, seed=args.seed)
-    save_json_atomic(split, split_path)
+    if writes:
+        save_json_atomic(split, split_path)
 
     taxonomy = Taxonomy.from_class_names(dataset.class_names)
     torch.manual_seed(args.seed)  # the heads' (and a 'none' backbone's) initial weights
@@ -343,17 +233,22 @@ def main(args) -> dict:
                 f"Could not download torchvision's ImageNet weights for the backbone ({error}). Offline, pass "
                 "--backbone-init PATH (a safetensors state dict of mobilenet_v2) or --backbone-init none."
             ) from None
+    else:
+        model.load_state_dict(checkpoint["model"])
     model.to(device, memory_format=torch.channels_last)
+    trained = distributed.wrap(model, device)  # the same module alone; BatchNorm over the global batch under torchrun
 
     train_loader, sampler, eval_loaders = make_loaders(dataset, split, args, device)
     # The run's settings with the values derived from them, read back by the card, the grid and evaluation.
-    args.train_images = len(train_loader.dataset)
+    args.train_images = sampler.size
     environment = {
         "hardware": runinfo.hardware(args.device),
+        "processes": distributed.world_size(),
         "software": runinfo.software(),
         "git_commit": runinfo.git_commit(),
     }
-    save_json_atomic({**vars(args), "argv": sys.argv, "environment": environment}, out / "args.json")
+    if writes:
+        save_json_atomic({**vars(args), "argv": sys.argv, "environment": environment}, out / "args.json")
     max_batches = DRY_RUN_BATCHES if args.dry_run else None
     steps_per_epoch = min(len(train_loader), max_batches or len(train_loader))
     head_ids = {id(p) for p in model.head_parameters()}
@@ -370,11 +265,11 @@ def main(args) -> dict:
 
     start_epoch, best_val_acc = 0, -1.0
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         start_epoch, best_val_acc = checkpoint["epoch"] + 1, checkpoint["best_val_acc"]
-        print(f"Resuming {out} after epoch {start_epoch} (best val acc {best_val_acc:.4f})")
+        if writes:
+            print(f"Resuming {out} after epoch {start_epoch} (best val acc {best_val_acc:.4f})")
     history = _read_history(out / "history.csv", start_epoch)
 
     for epoch in range(start_epoch, args.epochs):
@@ -382,34 +277,31 @@ def main(args) -> dict:
         torch.manual_seed(args.seed * 100_003 + epoch)
         sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        train_stats = train_one_epoch(model, train_loader, optimizer, scheduler, device, epoch, args, max_batches)
+        train_stats = train_one_epoch(trained, train_loader, optimizer, scheduler, device, epoch, args, max_batches)
         train_seconds = time.time() - started
-        val_stats = evaluate(
-            model, eval_loaders["val"], device, args, desc=f"epoch {epoch + 1} val", max_batches=max_batches
-        )
-        history.append(history_row(epoch, lr, train_stats, val_stats, time.time() - started, train_seconds))
-        _write_history(history, out / "history.csv")
-        if val_stats["model"]["acc"] > best_val_acc:
-            best_val_acc = val_stats["model"]["acc"]
-            _save_model_atomic(model, out / "best", split_path)
-        _save_checkpoint(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch,
-                "best_val_acc": best_val_acc,
-                "args": vars(args),
-            },
-            checkpoint_path,
-        )
-        print(
-            f"epoch {epoch + 1}/{args.epochs}: loss {train_stats['loss']:.3f} train acc {train_stats['model']['acc']:.4f} "
-            f"| val acc {val_stats['model']['acc']:.4f} year {val_stats['year']['acc']:.4f} make {val_stats['make']['acc']:.4f} "
-            f"type {val_stats['type']['acc']:.4f} | {time.time() - started:.0f} s",
-            flush=True,
-        )
+        if writes:  # validation, history and checkpoints: the first process alone, while the others wait
+            val_stats = evaluate(
+                model, eval_loaders["val"], device, args, desc=f"epoch {epoch + 1} val", max_batches=max_batches
+            )
+            history.append(history_row(epoch, lr, train_stats, val_stats, time.time() - started, train_seconds))
+            save_csv_atomic(history, out / "history.csv")
+            if val_stats["model"]["acc"] > best_val_acc:
+                best_val_acc = val_stats["model"]["acc"]
+                _save_model_atomic(model, out / "best", split_path)
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "epoch": epoch, "best_val_acc": best_val_acc,
+                     "args": vars(args)}  # fmt: skip
+            write_atomic(checkpoint_path, lambda tmp, state=state: torch.save(state, tmp))
+            print(
+                f"epoch {epoch + 1}/{args.epochs}: loss {train_stats['loss']:.3f} train acc {train_stats['model']['acc']:.4f} "
+                f"| val acc {val_stats['model']['acc']:.4f} year {val_stats['year']['acc']:.4f} make {val_stats['make']['acc']:.4f} "
+                f"type {val_stats['type']['acc']:.4f} | {time.time() - started:.0f} s",
+                flush=True,
+            )
+        distributed.barrier()
 
+    if not writes:
+        return None
     best = AutoSpecNet.from_pretrained(out / "best").to(device, memory_format=torch.channels_last)
     test_stats = evaluate(best, eval_loaders["test"], device, desc="test", max_batches=max_batches)
     report = evaluation_report("test", test_stats)

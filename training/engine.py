@@ -1,0 +1,127 @@
+"""The training step, the evaluation loop and what they report: the core that train, evaluate,
+calibrate and benchmark share (torchvision's references/classification calls it ``engine``).
+
+Under ``torchrun`` each process trains on its share of every batch; the loss and the metrics of
+an epoch are gathered from all of them (``training.distributed``), so that they describe the
+whole batch as a single process would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from autospecnet.heads import HEADS, METRICS, history_column
+from autospecnet.model import AutoSpecNet
+from training import distributed
+from training.metrics import HeadMetrics
+
+PAPER_LOSS = argparse.Namespace(lambda_year=0.1, lambda_make=0.1, lambda_type=0.1, label_smoothing=0.0, amp=False)
+
+
+def multitask_loss(logits: dict, targets: torch.Tensor, model: AutoSpecNet, args) -> torch.Tensor:
+    """The paper's loss: CE(196 classes) + lambda x CE for year, make and body type."""
+    head_targets = model.head_targets(targets)
+    loss = F.cross_entropy(logits["model"], targets, label_smoothing=args.label_smoothing)
+    for head, weight in (("year", args.lambda_year), ("make", args.lambda_make), ("type", args.lambda_type)):
+        loss = loss + weight * F.cross_entropy(logits[head], head_targets[head], label_smoothing=args.label_smoothing)
+    return loss
+
+
+def new_head_metrics(model: AutoSpecNet) -> dict[str, HeadMetrics]:
+    return {head: HeadMetrics(len(labels)) for head, labels in model.vocabularies.items()}
+
+
+def update_head_metrics(metrics: dict[str, HeadMetrics], logits: dict, targets: torch.Tensor, model) -> None:
+    for head, head_targets in model.head_targets(targets).items():
+        metrics[head].update(logits[head], head_targets)
+
+
+def batches(loader, device, desc: str, max_batches: int | None):
+    """(progress bar, iterator of (images, targets) on ``device``), at most ``max_batches`` of them."""
+    total = min(len(loader), max_batches or len(loader))
+    progress = tqdm(loader, desc=desc, total=total, leave=False, mininterval=1 if sys.stderr.isatty() else 30,
+                    disable=not distributed.is_main())  # fmt: skip
+
+    def on_device():
+        for batch, (images, targets, _) in enumerate(progress):
+            if batch >= total:
+                break
+            yield (images.to(device, non_blocking=True, memory_format=torch.channels_last),
+                   targets.to(device, non_blocking=True))  # fmt: skip
+
+    return progress, on_device()
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, device, epoch, args, max_batches=None) -> dict:
+    """One epoch of training; ``model`` may be wrapped in DistributedDataParallel."""
+    core = distributed.unwrap(model)
+    model.train()
+    metrics = new_head_metrics(core)
+    total_loss, seen = 0.0, 0
+    progress, on_device = batches(loader, device, f"epoch {epoch + 1}/{args.epochs} train", max_batches)
+    for images, targets in on_device:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+            logits = model(images)
+            loss = multitask_loss(logits, targets, core, args)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * len(targets)
+        seen += len(targets)
+        update_head_metrics(metrics, logits, targets, core)
+        progress.set_postfix(
+            loss=f"{total_loss / seen:.3f}",
+            acc=f"{metrics['model'].accuracy():.3f}",
+            lr=f"{optimizer.param_groups[0]['lr']:.2g}",
+        )
+    total_loss, seen = distributed.sum_over_processes(total_loss, seen)
+    metrics = {head: distributed.gather_metrics(m) for head, m in metrics.items()}
+    return {"loss": total_loss / max(1, seen), **{h: m.compute() for h, m in metrics.items()}}
+
+
+@torch.inference_mode()
+def evaluate(model: AutoSpecNet, loader, device, args=None, desc="eval", max_batches=None) -> dict:
+    """Loss and per-head metrics of ``model`` on ``loader`` (in one process); the paper's loss weights
+    unless ``args`` say else. Metrics are those of the probabilities users see: calibrated and mixed as
+    the model's config says."""
+    model.eval()
+    weights = args or PAPER_LOSS
+    metrics = new_head_metrics(model)
+    total_loss, seen = 0.0, 0
+    for images, targets in batches(loader, device, desc, max_batches)[1]:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=weights.amp):
+            logits = model(images)
+            total_loss += multitask_loss(logits, targets, model, weights).item() * len(targets)
+        seen += len(targets)
+        update_head_metrics(metrics, model.log_probabilities(logits), targets, model)
+    return {"loss": total_loss / max(1, seen), "images": seen, **{h: m.compute() for h, m in metrics.items()}}
+
+
+def history_row(epoch: int, lr: float, train: dict, val: dict, seconds: float, train_seconds: float) -> dict:
+    """Columns as in the paper's code (train_acc, train_year_acc, ...) plus precision, recall and time
+    (``epoch_time``: training and validation; ``train_time``: training alone)."""
+    row = {"epoch": epoch + 1, "lr": lr}
+    for prefix, stats in (("train", train), ("val", val)):
+        row[f"{prefix}_loss"] = stats["loss"]
+        for metric in METRICS:
+            for head in HEADS:
+                row[history_column(prefix, head, metric)] = stats[head][metric]
+        row[f"{prefix}_top5"] = stats["model"]["top5"]
+    row["epoch_time"] = seconds
+    row["train_time"] = train_seconds
+    return row
+
+
+def evaluation_report(split: str, stats: dict) -> dict:
+    """The stable JSON that ``python -m training.evaluate --json`` prints."""
+    heads = {}
+    for head in HEADS:
+        m = stats[head]
+        heads[head] = {"accuracy": m["acc"], "top5": m["top5"], "precision": m["precision"], "recall": m["recall"]}
+    return {"split": split, "images": stats["images"], "heads": heads}
