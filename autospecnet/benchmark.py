@@ -3,8 +3,8 @@
     python -m autospecnet.benchmark PHOTO [--model SOURCE] [--runs 100] [--json]
 
 Measures (1) the whole path of one photo (read and decode the file, preprocess, the four heads,
-probabilities) on ONNX Runtime and on torch eager, interleaved so that both see the same machine
-load, p50 and p95; (2) a bare torchvision MobileNetV2 forward on a ready tensor, for scale; (3) the
+probabilities) on ONNX Runtime and on torch eager, alternating in blocks so that both see the same
+machine load, p50 and p95; (2) a bare torchvision MobileNetV2 forward on a ready tensor, for scale; (3) the
 car finder's time per photo; (4) cold start to first answer and peak memory of a fresh process that
 serves the photo as the app does (car finder and classifier, default backend). Without ``--json`` it
 prints a report; with it, the last line is one JSON object (a stable format for scripts):
@@ -47,17 +47,21 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
 
 
-def interleaved_timings(functions: dict, runs: int) -> dict[str, list[float]]:
-    """Alternate the functions, so that all see the same machine load; milliseconds."""
+def interleaved_timings(functions: dict, runs: int, block: int = 10) -> dict[str, list[float]]:
+    """Alternate the functions in blocks of ``block`` runs, so that all see the same machine load over time,
+    and drop each block's first run, so that no function pays for the threads the one before left running
+    (both runtimes keep their worker threads spinning for a moment after a call); milliseconds."""
     for function in functions.values():
         function()  # warm-up
     times = {name: [] for name in functions}
-    for _ in range(runs):
+    while min(len(t) for t in times.values()) < runs:
         for name, function in functions.items():
-            started = time.perf_counter()
             function()
-            times[name].append((time.perf_counter() - started) * 1000)
-    return times
+            for _ in range(block):
+                started = time.perf_counter()
+                function()
+                times[name].append((time.perf_counter() - started) * 1000)
+    return {name: t[:runs] for name, t in times.items()}
 
 
 def bare_mobilenet_v2(image_size: int):
@@ -118,7 +122,7 @@ def measure(photo: str, source: str, runs: int) -> dict:
 
 def report(figures: dict, photo: str) -> None:
     print(f"machine: {figures['machine']}; photo: {photo} -> {figures['answer']} ({figures['image_size']} px)")
-    print(f"whole path (read, decode, preprocess, heads) over {figures['runs']} interleaved runs:")
+    print(f"whole path (read, decode, preprocess, heads) over {figures['runs']} runs each, alternating in blocks:")
     for name, t in figures["backends"].items():
         print(f"  {name:<12} p50 {t['p50_ms']:.1f} ms, p95 {t['p95_ms']:.1f} ms")
     backends = figures["backends"]

@@ -186,6 +186,8 @@ class CarFinder:
         # One thread measured fastest here for this small network (two were about twice as slow).
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # No busy-waiting after a run: the classifier runs next, and a spinning thread would take one of its cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs

@@ -16,7 +16,12 @@ def to_model_input(image: Image.Image, image_size: int, mean, std) -> np.ndarray
     """A 3 x size x size float32 array (channels first) of an RGB image."""
     if image.mode != "RGB":
         image = image.convert("RGB")
-    resized = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
-    pixels = np.asarray(resized, dtype=np.float32) / np.float32(255)
-    normalised = (pixels - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(normalised.transpose(2, 0, 1))
+    pixels = np.asarray(image.resize((image_size, image_size), Image.Resampling.BILINEAR))
+    # (x / 255 - mean) / std as one multiply-add per channel, written straight into channels-first order.
+    scale = 1.0 / (255.0 * np.asarray(std, dtype=np.float64))
+    offset = -np.asarray(mean, dtype=np.float64) / np.asarray(std, dtype=np.float64)
+    result = np.empty((3, image_size, image_size), dtype=np.float32)
+    for channel in range(3):
+        np.multiply(pixels[:, :, channel], np.float32(scale[channel]), out=result[channel], dtype=np.float32)
+        result[channel] += np.float32(offset[channel])
+    return result

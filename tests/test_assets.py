@@ -5,7 +5,7 @@ import json
 import pytest
 
 from autospecnet import load_model
-from autospecnet.experiments import load_experiments
+from autospecnet.experiments import experiment_folders, load_experiments
 from autospecnet.gallery import load_gallery
 from autospecnet.model import HEADS
 from autospecnet.sources import ASSETS_DIR, BUNDLED_MODEL_DIR
@@ -52,15 +52,29 @@ def test_evaluate_reproduces_the_card(shared_data, test_metrics):
         assert report["heads"][head] == pytest.approx(test_metrics["heads"][head], abs=1e-6)
 
 
-def test_experiment_grid_is_complete_at_one_budget():
-    experiments = load_experiments(ASSETS_DIR / "experiments")
-    assert set(experiments.runs) == GRID
-    budgets = {json.dumps(run.metadata["budget"], sort_keys=True) for run in experiments.runs.values()}
-    assert len(budgets) == 1
-    for run in experiments.runs.values():
-        assert len(run.history) == run.metadata["budget"]["epochs"]
-        assert run.metadata["hardware"] and run.metadata["wall_seconds"] > 0
-    assert set(experiments.comparisons) == {"image size", "batch size", "learning rate"}
+def test_each_stored_budget_is_one_budget_with_true_metadata():
+    folders = experiment_folders(ASSETS_DIR / "experiments")
+    assert folders, "the app ships experiment runs"
+    for folder in folders.values():
+        experiments = load_experiments(folder)
+        assert experiments.runs and set(experiments.runs) <= GRID
+        budgets = {json.dumps({k: v for k, v in run.metadata["budget"].items() if k != "epochs_run"}, sort_keys=True)
+                   for run in experiments.runs.values()}  # fmt: skip
+        assert len(budgets) == 1, budgets
+        for run in experiments.runs.values():
+            hp, budget = run.metadata["hyperparameters"], run.metadata["budget"]
+            assert len(run.history) == budget["epochs_run"] == budget["epochs"] and not budget["dry_run"]
+            assert hp["lr_milestones"] and all(0 < m < budget["epochs"] for m in hp["lr_milestones"])
+            assert f"--lr-milestones {' '.join(map(str, hp['lr_milestones']))}" in run.metadata["command"]
+            assert (
+                run.metadata["hardware"]
+                and run.metadata["wall_seconds"] > 0
+                and run.metadata["train_images_per_second"]
+            )
+            assert budget["train_images"] == round(5707 * budget["subset"]) or budget["subset"] < 1
+            assert "/root/" not in json.dumps(run.metadata) and "/work/" not in json.dumps(run.metadata)
+        assert set(experiments.planned) == {"image size", "batch size", "learning rate"}
+        assert len(experiments.findings()) == 3
 
 
 def test_gallery_has_successes_and_failures_for_every_head():

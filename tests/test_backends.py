@@ -95,3 +95,25 @@ def test_bundled_model_ships_an_onnx_graph_that_agrees_with_torch():
     a, b = onnx.probabilities(batch), torch_.probabilities(batch)
     for head in HEADS:
         assert np.abs(a[head] - b[head]).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_both_backends_agree_on_the_test_crops(shared_data):
+    """The bundled model on every crop of its test part: the same 196-class answer for at least 99.5 % of them,
+    and no probability of any head more than 0.01 apart."""
+    from autospecnet.sources import BUNDLED_MODEL_DIR
+
+    loaded = load_model(BUNDLED_MODEL_DIR)
+    files = json.loads((BUNDLED_MODEL_DIR / "split.json").read_text())["test"]
+    onnx, torch_ = Predictor(loaded, backend="onnxruntime"), Predictor(loaded, backend="torch")
+    same_answer, largest_gap = 0, 0.0
+    for start in range(0, len(files), 32):
+        with_pixels = []
+        for file in files[start : start + 32]:
+            with Image.open(shared_data / file) as image:
+                with_pixels.append(onnx.preprocess(image.convert("RGB")))
+        batch = np.stack(with_pixels)
+        a, b = onnx.probabilities(batch), torch_.probabilities(batch)
+        same_answer += int((a["model"].argmax(1) == b["model"].argmax(1)).sum())
+        largest_gap = max(largest_gap, *(float(np.abs(a[h] - b[h]).max()) for h in HEADS))
+    assert same_answer / len(files) >= 0.995 and largest_gap <= 0.01, (same_answer, len(files), largest_gap)

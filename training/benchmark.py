@@ -28,7 +28,7 @@ from training.train import make_loaders
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Images per second of the training step, ours against bare MobileNetV2")
-    p.add_argument("--data", default=None, help=f"dataset folder (default: ${DATA_ENV})")
+    p.add_argument("--data", default=None, help=f"dataset folder (None: ${DATA_ENV})")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=12, help="timed steps after --warmup")

@@ -17,7 +17,6 @@ test; ``test_metrics.json`` holds the calibrated model's test metrics (no choice
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -28,21 +27,19 @@ from tqdm import tqdm
 
 from autospecnet.heads import ATTRIBUTE_HEADS, HEADS
 from training.atomic import save_json_atomic
-from training.data import DATA_ENV, DataError
+from training.data import DataError
 from training.engine import evaluation_report
-from training.evaluate import load_for_evaluation, part_loader
+from training.evaluate import load_for_evaluation, model_and_data_parser, part_loader
 from training.metrics import HeadMetrics
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Fit temperatures and marginal weights on the validation part")
-    p.add_argument("--model", required=True, help="a local model folder (rewritten in place)")
-    p.add_argument("--data", default=None, help=f"dataset folder (default: ${DATA_ENV})")
-    p.add_argument("--split-file", default=None, help="split.json (default: the model folder's)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    return p
+    return argparse.ArgumentParser(
+        description="Fit temperatures and marginal weights on the validation part (--model: a local folder, "
+        "rewritten in place)",
+        parents=[model_and_data_parser()],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
 
 
 @torch.no_grad()  # not inference_mode: the temperature fit differentiates through these logits

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from autospecnet.heads import HEADS
+from autospecnet.optional_files import read_json
 from autospecnet.sources import ModelLoadError, load_model
 from training.data import (
     DATA_ENV,
@@ -34,17 +35,33 @@ from training.data import (
 from training.engine import evaluate, evaluation_report
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Per-head accuracy, top-5, macro precision and recall of a model")
+def model_and_data_parser() -> argparse.ArgumentParser:
+    """The options that evaluate, calibrate and gallery share (``argparse`` ``parents=``): which model, which
+    data, which split, and how the images are read (cropped or not, as the model was trained by default)."""
+    p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--model", required=True, help="a model folder or Hub repo 'owner/name[@rev]'")
-    p.add_argument("--data", default=None, help=f"dataset folder (default: ${DATA_ENV})")
+    p.add_argument("--data", default=None, help=f"dataset folder (None: ${DATA_ENV})")
+    p.add_argument("--split-file", default=None, help="split.json to use (None: the model folder's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split when the model folder has no split.json")
+    p.add_argument(
+        "--crop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="official layout: crop to the bounding boxes (None: as the model was trained, training_args.json)",
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader worker processes")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda or cuda:N")
+    return p
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Per-head accuracy, top-5, macro precision and recall of a model",
+        parents=[model_and_data_parser()],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--split", choices=PARTS, default="test", help="which part to evaluate on")
-    p.add_argument("--split-file", default=None, help="split.json to use (default: the model folder's)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split when neither file exists")
-    p.add_argument("--crop", action="store_true", help="official layout: crop to bounding boxes")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", action="store_true", help="print the stable JSON report only")
     return p
 
@@ -65,8 +82,12 @@ def load_for_evaluation(args):
         loaded.model  # noqa: B018 - the torch network, checked here so that a bad file is a message
     except ModelLoadError as error:
         raise SystemExit(f"error: {error}") from None
+    trained_with = read_json(loaded.folder / "training_args.json")
+    trained_with = trained_with if isinstance(trained_with, dict) else {}
+    if args.crop is None:
+        args.crop = bool(trained_with.get("crop", False))
     dataset = load_dataset(resolve_data_root(args.data))
-    split = split_for(loaded.folder, args.split_file, dataset, getattr(args, "seed", 0))
+    split = split_for(loaded.folder, args.split_file, dataset, args.seed)
     loaded.model.to(torch.device(args.device), memory_format=torch.channels_last)
     return loaded, dataset, split
 
@@ -74,7 +95,7 @@ def load_for_evaluation(args):
 def part_loader(model, dataset, files: list[str], args) -> torch.utils.data.DataLoader:
     """The files of one part, preprocessed as ``model``'s config says."""
     transform = eval_transform(model.image_size, model.mean, model.std)
-    images = CarImages(dataset, files, transform, crop=getattr(args, "crop", False))
+    images = CarImages(dataset, files, transform, crop=args.crop)
     return torch.utils.data.DataLoader(images, batch_size=args.batch_size, num_workers=args.workers)
 
 

@@ -55,7 +55,7 @@ PAPER = {
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Run the paper's image size / batch size / learning rate grid")
-    p.add_argument("--data", default=None, help=f"dataset folder (default: ${DATA_ENV})")
+    p.add_argument("--data", default=None, help=f"dataset folder (None: ${DATA_ENV})")
     p.add_argument("--runs-dir", default="runs/experiments", help="run folders (checkpoints; keep out of git)")
     p.add_argument(
         "--output-dir",
@@ -129,7 +129,7 @@ def export(name: str, run_dir: Path, output_dir: Path) -> None:
     environment = args.get("environment", {})
     metadata = {
         "name": name,
-        "hyperparameters": {k: args.get(k) for k in HYPERPARAMETERS},
+        "hyperparameters": {k: _portable(args.get(k)) for k in HYPERPARAMETERS},
         "budget": {
             "epochs": args["epochs"],
             "epochs_run": len(history),
@@ -150,7 +150,7 @@ def export(name: str, run_dir: Path, output_dir: Path) -> None:
         "train_images_per_second": round(train_images * len(history) / train_seconds, 1)
         if train_images and math.isfinite(train_seconds) and train_seconds > 0
         else None,
-        "command": "python -m training.train " + " ".join(args.get("argv", [])[1:]),
+        "command": "python -m training.train " + " ".join(map(_portable, args.get("argv", [])[1:])),
         "test": json.loads((run_dir / "test_metrics.json").read_text()),
     }
     save_json_atomic(metadata, target / "metadata.json")
@@ -158,6 +158,13 @@ def export(name: str, run_dir: Path, output_dir: Path) -> None:
 
 def default_output_dir(epochs: int, subset: float) -> Path:
     return Path("assets/experiments") / (f"{epochs}-epochs" + (f"-subset{subset:g}" if subset < 1 else ""))
+
+
+def _portable(value):
+    """A path of the training machine as ``.../name``: the metadata is shown to every visitor of the app."""
+    if isinstance(value, str) and value.startswith("/"):
+        return ".../" + Path(value).name
+    return value
 
 
 def main(args) -> None:

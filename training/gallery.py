@@ -15,7 +15,6 @@ the published thumbnails.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 from collections import defaultdict
@@ -27,25 +26,23 @@ from tqdm import tqdm
 
 from autospecnet.heads import HEADS
 from training.atomic import save_json_atomic
-from training.data import DATA_ENV, DataError
-from training.evaluate import load_for_evaluation, part_loader
+from training.data import DataError
+from training.evaluate import load_for_evaluation, model_and_data_parser, part_loader
 
 THUMBNAIL_SIDE = 320
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Pick successful and failed test predictions per head")
-    p.add_argument("--model", required=True, help="a model folder or Hub repo 'owner/name[@rev]'")
-    p.add_argument("--data", default=None, help=f"dataset folder (default: ${DATA_ENV})")
+    p = argparse.ArgumentParser(
+        description="Pick right and wrong predictions per head for the app's Gallery",
+        parents=[model_and_data_parser()],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--output", default="assets/gallery/gallery.json", help="the manifest to write")
-    p.add_argument("--split-file", default=None, help="split.json (default: the model folder's)")
-    p.add_argument("--part", default="test", choices=("val", "test"))
+    p.add_argument("--part", default="test", choices=("val", "test"), help="which part's images to show")
     p.add_argument("--per-head", type=int, default=12, help="successes and failures to pick per head")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pick-seed", type=int, default=0, help="seed of the picks")
     p.add_argument("--thumbnails", default=None, help="also write JPEG thumbnails of the picked images here")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p
 
 
@@ -109,14 +106,14 @@ def main(args) -> dict:
     items = []
     for head in HEADS:
         for correct in (True, False):
-            for r in pick(results, head, correct, args.per_head, args.seed):
+            for r in pick(results, head, correct, args.per_head, args.pick_seed):
                 items.append({"head": head, "correct": correct, **r})
     manifest = {
         "model": args.model,
         "part": args.part,
         "images_evaluated": len(results),
         "per_head": args.per_head,
-        "seed": args.seed,
+        "seed": args.pick_seed,
         "thumbnail_folder": "thumbnails",
         "items": items,
     }

@@ -51,45 +51,49 @@ DRY_RUN_BATCHES = 2
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        description="Train AutoSpecNet (multi-task MobileNetV2) on Stanford Cars", add_help=add_help
+        description="Train AutoSpecNet (multi-task MobileNetV2) on Stanford Cars",
+        add_help=add_help,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--data", default=None, help=f"dataset folder (default: ${DATA_ENV})")
+    p.add_argument("--data", default=None, help=f"dataset folder (None: ${DATA_ENV})")
     p.add_argument("--output-dir", required=True, help="run folder: history, checkpoint, best model, split")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--image-size", type=int, default=224, help="the square input size, pixels")
+    p.add_argument("--batch-size", type=int, default=32, help="images per step, over all processes")
+    p.add_argument("--epochs", type=int, default=40, help="passes over the training part")
     p.add_argument("--lr", type=float, default=0.01, help="backbone learning rate (the paper: 0.01 for all)")
     p.add_argument("--head-lr-mult", type=float, default=1.0, help="learning rate of the four heads = lr x this")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--lr-schedule", choices=("step", "cosine"), default="step")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay")
+    p.add_argument(
+        "--lr-schedule", choices=("step", "cosine"), default="step", help="step: /10 at --lr-milestones; cosine decay"
+    )
     p.add_argument(
         "--lr-milestones",
         type=int,
         nargs="*",
         default=None,
-        help="epochs at which 'step' divides the lr by 10 (default: 50%% and 75%% of --epochs, e.g. 20 30 for 40; "
+        help="epochs at which 'step' divides the lr by 10 (None: 50%% and 75%% of --epochs, e.g. 20 30 for 40; "
         "the paper's code used 100 150, which never fire in 40 epochs)",
     )
     p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear lr warm-up (fractions allowed)")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="of every head's cross-entropy")
     p.add_argument(
         "--augment",
         choices=("paper", "strong"),
         default="paper",
         help="paper: resize + horizontal flip; strong: also random resized crop and colour jitter",
     )
-    p.add_argument("--lambda-year", type=float, default=0.1)
-    p.add_argument("--lambda-make", type=float, default=0.1)
-    p.add_argument("--lambda-type", type=float, default=0.1)
-    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--lambda-year", type=float, default=0.1, help="weight of the year loss (the paper: 0.1)")
+    p.add_argument("--lambda-make", type=float, default=0.1, help="weight of the make loss (the paper: 0.1)")
+    p.add_argument("--lambda-type", type=float, default=0.1, help="weight of the body-type loss (the paper: 0.1)")
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout before each head (the paper: 0.2)")
     p.add_argument("--seed", type=int, default=0, help="seeds the split, the shuffling, augmentation and dropout")
     p.add_argument("--split", default=None, help="reuse a split.json instead of making one from --seed")
     p.add_argument("--subset", type=float, default=1.0, help="fraction of the training part to use (reduced budgets)")
     p.add_argument("--crop", action="store_true", help="official layout: crop images to their bounding boxes")
     p.add_argument("--backbone-init", default="imagenet", help=BACKBONE_INIT_HELP)
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader worker processes")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last complete epoch")
     p.add_argument("--dry-run", action="store_true", help=f"{DRY_RUN_BATCHES} batches per part and epoch")
