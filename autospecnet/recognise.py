@@ -68,16 +68,21 @@ class PhotoResult:
         }
 
 
+def nameable(detection: Detection) -> bool:
+    """A car at least MIN_SIDE pixels on each side: a smaller one is too small to name, as a smaller photo is."""
+    x1, y1, x2, y2 = detection.box
+    return min(x2 - x1, y2 - y1) >= MIN_SIDE
+
+
 def find_cars(finder: CarFinder, image: Image.Image, min_score: float = MIN_SCORE) -> list[Detection]:
-    """Vehicles in the photo, largest first; a close-up the finder misses is looked at again zoomed out."""
-    detections = finder.detect(image, min_score)
+    """Nameable vehicles in the photo, largest first; when there is none, the photo is looked at again zoomed
+    out (a close-up the finder misses)."""
+    detections = [d for d in finder.detect(image, min_score) if nameable(d)]
     if not detections:
         canvas, dx, dy = zoomed_out(image, CLOSE_UP_PAD)
-        detections = [
-            Detection(_clip((d.box[0] - dx, d.box[1] - dy, d.box[2] - dx, d.box[3] - dy), image.size), d.score, d.label)
-            for d in finder.detect(canvas, min_score)
-        ]
-        detections = [d for d in detections if d.area > 0]
+        moved = (Detection(_clip((d.box[0] - dx, d.box[1] - dy, d.box[2] - dx, d.box[3] - dy), image.size),
+                           d.score, d.label) for d in finder.detect(canvas, min_score))  # fmt: skip
+        detections = [d for d in moved if nameable(d)]
     return sorted(detections, key=lambda d: d.area, reverse=True)
 
 
@@ -85,10 +90,6 @@ def _clip(box, size) -> tuple[float, float, float, float]:
     width, height = size
     return (min(max(box[0], 0.0), width), min(max(box[1], 0.0), height),
             min(max(box[2], 0.0), width), min(max(box[3], 0.0), height))  # fmt: skip
-
-
-def _sides(box) -> tuple[float, float]:
-    return box[2] - box[0], box[3] - box[1]
 
 
 def pixel_box(box, size) -> Box:
@@ -124,8 +125,7 @@ class Recognizer:
         image = photo.convert("RGB") if isinstance(photo, Image.Image) else read_image(photo)
         if not use_finder or self.finder is None:
             return PhotoResult(image, (Car(None, None, self.predictor.predict(image, top_k)),), finder_used=False)
-        # A car under MIN_SIDE pixels a side is too small to name, as an uploaded photo would be.
-        detections = [d for d in find_cars(self.finder, image) if min(_sides(d.box)) >= MIN_SIDE][:max_cars]
+        detections = find_cars(self.finder, image)[:max_cars]
         crops = [image.crop(crop_box(d.box, image.size)) for d in detections]
         predictions = self.predictor.predict_batch(crops, top_k) if crops else []
         cars = tuple(

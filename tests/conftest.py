@@ -35,38 +35,31 @@ def _env_path(variable: str) -> Path | None:
     return Path(value) if value and Path(value).exists() else None
 
 
+def _required_path(variable: str, what: str, ci_value: str) -> Path:
+    path = _env_path(variable)
+    if path is None:
+        pytest.skip(f"needs {what}: set {variable} (CI sets {ci_value})")
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    path = _env_path("AUTOSPECNET_TEST_DATA")
-    if path is None:
-        pytest.skip(
-            "needs the Stanford Cars data: set AUTOSPECNET_TEST_DATA (CI sets ../shared/data/stanford-cars-train)"
-        )
-    return path
+    return _required_path("AUTOSPECNET_TEST_DATA", "the Stanford Cars data", "../shared/data/stanford-cars-train")
 
 
 @pytest.fixture(scope="session")
 def imagenet_weights() -> Path:
-    path = _env_path("AUTOSPECNET_TEST_WEIGHTS")
-    if path is None:
-        pytest.skip("needs the offline ImageNet weights: set AUTOSPECNET_TEST_WEIGHTS (CI sets ../shared/weights/...)")
-    return path
+    return _required_path("AUTOSPECNET_TEST_WEIGHTS", "the offline ImageNet weights", "../shared/weights/...")
 
 
 @pytest.fixture(scope="session")
 def detector_file() -> Path:
-    path = _env_path("AUTOSPECNET_TEST_DETECTOR")
-    if path is None:
-        pytest.skip("needs the car finder: set AUTOSPECNET_TEST_DETECTOR (CI sets ../shared/weights/yolox_nano.onnx)")
-    return path
+    return _required_path("AUTOSPECNET_TEST_DETECTOR", "the car finder", "../shared/weights/yolox_nano.onnx")
 
 
 @pytest.fixture(scope="session")
 def shared_folder() -> Path:
-    path = _env_path("AUTOSPECNET_TEST_SHARED")
-    if path is None:
-        pytest.skip("needs the whole photos and street scenes: set AUTOSPECNET_TEST_SHARED (CI sets ../shared)")
-    return path
+    return _required_path("AUTOSPECNET_TEST_SHARED", "the whole photos and street scenes", "../shared")
 
 
 NO_DETECTOR = "/nonexistent/autospecnet-test/yolox_nano.onnx"

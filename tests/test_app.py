@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from autospecnet.heads import history_column
 from tests.conftest import ROOT
 
 HEADS = ("model", "year", "make", "type")
@@ -22,7 +23,7 @@ def jpeg(seed: int, size=(160, 90)) -> bytes:
 
 
 def history_csv(final_val: float, epochs: int = 3, epoch_seconds: float = 60) -> str:
-    lines = ["epoch," + ",".join(f"{part}_{'' if h == 'model' else h + '_'}{m}" for part in ("train", "val")
+    lines = ["epoch," + ",".join(history_column(part, h, m) for part in ("train", "val")
                                  for h in HEADS for m in ("acc", "precision", "recall")) + ",epoch_time"]  # fmt: skip
     for epoch in range(1, epochs + 1):
         value = final_val * epoch / epochs

@@ -358,6 +358,12 @@ def test_calibration_fits_on_validation_and_rewrites_the_model(folder_data, fini
     assert test_metrics["images"] == len(json.loads((folder / "split.json").read_text())["test"])
     assert test_metrics["heads"]["make"]["accuracy"] == pytest.approx(report["test"]["after"]["make"]["accuracy"])
 
+    # The serving graph was written again with the calibration: both backends give the calibrated probabilities.
+    onnx = Predictor.from_source(str(folder), backend="onnxruntime").predict(photo, top_k=None)
+    calibrated = Predictor(model).predict(photo, top_k=None)
+    assert onnx.class_name == calibrated.class_name
+    assert onnx.heads["make"].top.prob == pytest.approx(calibrated.heads["make"].top.prob, abs=1e-4)
+
     after = Predictor(model).predict(photo, top_k=None)
     assert after.class_name == before.class_name
     assert after.confidence != pytest.approx(before.confidence, abs=1e-6)
@@ -433,3 +439,16 @@ def test_gradients_of_two_processes_are_those_of_one(tmp_path):
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     for name in one:
         torch.testing.assert_close(one[name], two[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_offline_without_backbone_weights_says_what_works(folder_data, tmp_path):
+    """torchvision's ImageNet weights cannot be downloaded (a proxy that refuses every connection): one clear
+    message naming the offline options, not a urllib traceback."""
+    dead_proxy = "http://127.0.0.1:9"  # the discard port: nothing listens
+    env = {"TORCH_HOME": str(tmp_path / "torch"), "HTTPS_PROXY": dead_proxy, "https_proxy": dead_proxy,
+           "HTTP_PROXY": dead_proxy, "http_proxy": dead_proxy, "NO_PROXY": "", "no_proxy": ""}  # fmt: skip
+    result = run_python("-m", "training.train", "--data", str(folder_data), "--output-dir", str(tmp_path / "run"),
+                        "--image-size", "64", "--workers", "0", "--epochs", "1", env=env)  # fmt: skip
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "Could not download torchvision's ImageNet weights" in result.stderr
+    assert "--backbone-init PATH" in result.stderr and "--backbone-init none" in result.stderr

@@ -25,12 +25,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from autospecnet.backends import ONNX_FILE
 from autospecnet.heads import ATTRIBUTE_HEADS, HEADS
-from training.atomic import save_json_atomic
+from training.atomic import replace_folder_atomic, save_json_atomic
 from training.data import DataError
 from training.engine import evaluation_report
 from training.evaluate import load_for_evaluation, model_and_data_parser, part_loader
 from training.metrics import HeadMetrics
+from training.onnx_export import export_onnx
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -129,15 +131,15 @@ def main(args) -> dict:
     stats = {"images": len(test_targets["model"]), **{h: m.compute() for h, m in metrics.items()}}
 
     folder = Path(args.model)
-    tmp = folder.with_name(folder.name + ".calibrating")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(folder, tmp)
-    (tmp / "config.json").unlink()
-    calibrated.save_pretrained(tmp)
-    save_json_atomic(report, tmp / "calibration.json")
-    save_json_atomic(evaluation_report("test", stats), tmp / "test_metrics.json")
-    shutil.rmtree(folder)
-    tmp.rename(folder)
+
+    def fill(tmp: Path) -> None:
+        shutil.copytree(folder, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("config.json", ONNX_FILE))
+        calibrated.save_pretrained(tmp)
+        save_json_atomic(report, tmp / "calibration.json")
+        save_json_atomic(evaluation_report("test", stats), tmp / "test_metrics.json")
+        export_onnx(calibrated, tmp)  # the serving graph holds the calibration too
+
+    replace_folder_atomic(folder, fill)
     for head in HEADS:
         before, after = report["val"]["before"][head], report["val"]["after"][head]
         print(f"{head:<6} T={temperatures[head]:.3f} w={weights.get(head, 0):.2f}  validation: accuracy "

@@ -32,7 +32,7 @@ from training.data import (
     make_split,
     resolve_data_root,
 )
-from training.engine import evaluate, evaluation_report
+from training.engine import PAPER_LOSS, evaluate, evaluation_report
 
 
 def model_and_data_parser() -> argparse.ArgumentParser:
@@ -99,12 +99,20 @@ def part_loader(model, dataset, files: list[str], args) -> torch.utils.data.Data
     return torch.utils.data.DataLoader(images, batch_size=args.batch_size, num_workers=args.workers)
 
 
+def loss_settings(folder: Path) -> argparse.Namespace:
+    """The loss weights the model was trained with (its training_args.json), else the paper's."""
+    trained_with = read_json(folder / "training_args.json")
+    trained_with = trained_with if isinstance(trained_with, dict) else {}
+    return argparse.Namespace(**{k: trained_with.get(k, v) for k, v in vars(PAPER_LOSS).items()} | {"amp": False})
+
+
 def main(args) -> dict:
     loaded, dataset, split = load_for_evaluation(args)
     loader = part_loader(loaded.model, dataset, split[args.split], args)
     device = torch.device(args.device)
     model = loaded.model
-    report = evaluation_report(args.split, evaluate(model, loader, device, desc=f"evaluate {args.split}"))
+    loss_weights = loss_settings(loaded.folder)
+    report = evaluation_report(args.split, evaluate(model, loader, device, loss_weights, desc=f"evaluate {args.split}"))
     if args.json:
         print(json.dumps(report))
     else:

@@ -10,8 +10,8 @@ classify; "no car" counts as wrong) on the validation crops and on the whole pho
 crops are in the validation part, among the thresholds that answer "no car" for at least
 ``NO_CAR_GOAL`` of the photos without a car. The test part is then measured once with
 the choice. Also measured: the finder's main box against the official one on all whole
-photos (IoU >= 0.5; detection does not depend on the classifier's split), the largest car
-of each street scene, and the finder's time per photo. Photos without a car are
+photos (IoU >= 0.5; detection does not depend on the classifier's split) and the largest car
+of each street scene. Its speed is measured by ``python -m autospecnet.benchmark``. Photos without a car are
 scikit-image's sample photos (``skimage.data``), none of which shows a car.
 """
 
@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import statistics
-import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -30,7 +28,7 @@ from tqdm import tqdm
 
 from autospecnet.detector import CarFinder, Detection, box_iou
 from autospecnet.predict import Predictor
-from autospecnet.recognise import CLOSE_UP_PAD, crop_box, find_cars
+from autospecnet.recognise import CLOSE_UP_PAD, crop_box, find_cars, nameable
 from autospecnet.sources import load_model
 from training.atomic import save_json_atomic
 
@@ -68,8 +66,8 @@ def _no_car_photos() -> list[Path]:
 
 def _cars_at(detections: list[Detection], zoomed: list[Detection], threshold: float) -> list[Detection]:
     """What ``find_cars`` returns at ``threshold``, from both passes made once at the lowest threshold."""
-    first = [d for d in detections if d.score >= threshold]
-    chosen = first or [d for d in zoomed if d.score >= threshold]
+    first = [d for d in detections if d.score >= threshold and nameable(d)]
+    chosen = first or [d for d in zoomed if d.score >= threshold and nameable(d)]
     return sorted(chosen, key=lambda d: d.area, reverse=True)
 
 
@@ -201,14 +199,6 @@ def main(args) -> dict:
         return found, first
 
     street_results = [largest_found(s) for s in streets]
-    sample = [s["image"] for s in list(whole.values())[:50]]
-    finder.detect(sample[0])
-    times = []
-    for image in sample:
-        started = time.perf_counter()
-        finder.detect(image, threshold)
-        times.append((time.perf_counter() - started) * 1000)
-
     report = {
         "chosen": {"threshold": threshold, "margin": margin, "close_up_pad": CLOSE_UP_PAD},
         "choice": f"on the validation part ({n_crops} crops, {n_whole} whole photos), no-car rate >= {NO_CAR_GOAL:.0%}",
@@ -222,7 +212,6 @@ def main(args) -> dict:
         "street_largest_car_first": sum(f for _, f in street_results) / len(streets),
         "no_car_photos": len(no_car),
         "no_car_answered_no_car": no_car_rate[threshold],
-        "detector_p50_ms": statistics.median(times),
         "model": str(args.model),
         "backend": predictor.backend_name,
     }
