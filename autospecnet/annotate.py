@@ -13,8 +13,8 @@ def annotated_thumbnail(image: Image.Image, boxes: list[tuple[int, int, int, int
     shown.thumbnail((side, side))
     scale = shown.width / image.width
     draw = ImageDraw.Draw(shown)
-    line = max(2, round(min(shown.size) / 150))
-    font = ImageFont.load_default(size=max(14, round(min(shown.size) / 18)))
+    line = max(3, round(min(shown.size) / 120))
+    font = ImageFont.load_default(size=max(16, round(min(shown.size) / 10)))
     for number, box in enumerate(boxes, 1):
         colour = BOX_COLOURS[(number - 1) % len(BOX_COLOURS)]
         x1, y1, x2, y2 = (round(v * scale) for v in box)

@@ -14,6 +14,7 @@ ui.ensure_app_navigation()
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 MAX_PHOTOS = 10
 ATTRIBUTES = ("make", "type", "year")
+IN_FLIGHT = "photos"
 
 model = ui.app_model()
 st.title("What car is that?")
@@ -50,6 +51,16 @@ if shot is not None:
 if len(photos) > MAX_PHOTOS:
     st.warning(f"{len(photos)} photos were dropped; the first {MAX_PHOTOS} are shown. Drop the rest separately.")
     photos = photos[:MAX_PHOTOS]
+# Streamlit keeps uploads in the server's memory: a restart loses them while the browser still shows them. The
+# address remembers that photos were in flight; a new session that finds that mark and no photos says so.
+if photos:
+    st.query_params[IN_FLIGHT] = str(len(photos))
+    st.session_state[IN_FLIGHT] = True
+elif IN_FLIGHT in st.query_params:
+    if not st.session_state.get(IN_FLIGHT):
+        st.warning("The server restarted and the photos you had dropped were lost with it: please drop them again.")
+    del st.query_params[IN_FLIGHT]
+    st.session_state[IN_FLIGHT] = False
 if not photos:
     st.info("No photo yet. Try a photo of a car seen from the front, side or back.")
     st.stop()

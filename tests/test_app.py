@@ -195,3 +195,19 @@ def test_curves_over_time_use_the_runs_cumulative_epoch_time():
     reference = ("bundled", history.assign(val_acc=[0.5, 0.6, 0.7]))
     figure = charts.history_curves({"run": history}, "model", ["val"], reference=reference)
     assert [trace.line.dash for trace in figure.data] == ["solid", "dot"]
+
+
+def test_photos_lost_in_a_server_restart_are_asked_for_again(app_model_dir, monkeypatch, without_detector):
+    monkeypatch.setenv("AUTOSPECNET_MODEL", str(app_model_dir))
+    restarted = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    restarted.query_params["photos"] = "2"  # the mark a page with photos leaves in its address
+    restarted.run()
+    assert not restarted.exception
+    assert "drop them again" in restarted.warning[0].value and "photos" not in restarted.query_params
+
+
+def test_removing_the_photos_is_not_a_restart(app):
+    app.file_uploader[0].set_value(("car.jpg", jpeg(5), "image/jpeg")).run()
+    assert app.query_params["photos"] == "1"
+    app.file_uploader[0].set_value([]).run()
+    assert not app.exception and not app.warning and "photos" not in app.query_params
