@@ -79,11 +79,17 @@ def find_cars(finder: CarFinder, image: Image.Image, min_score: float = MIN_SCOR
     out (a close-up the finder misses)."""
     detections = [d for d in finder.detect(image, min_score) if nameable(d)]
     if not detections:
-        canvas, dx, dy = zoomed_out(image, CLOSE_UP_PAD)
-        moved = (Detection(_clip((d.box[0] - dx, d.box[1] - dy, d.box[2] - dx, d.box[3] - dy), image.size),
-                           d.score, d.label) for d in finder.detect(canvas, min_score))  # fmt: skip
-        detections = [d for d in moved if nameable(d)]
+        detections = [d for d in detect_zoomed_out(finder, image, min_score) if nameable(d)]
     return sorted(detections, key=lambda d: d.area, reverse=True)
+
+
+def detect_zoomed_out(finder: CarFinder, image: Image.Image, min_score: float = MIN_SCORE) -> list[Detection]:
+    """Vehicles found in the photo placed on a larger grey canvas, with their boxes in the photo's pixels."""
+    canvas, dx, dy = zoomed_out(image, CLOSE_UP_PAD)
+    return [
+        Detection(_clip((d.box[0] - dx, d.box[1] - dy, d.box[2] - dx, d.box[3] - dy), image.size), d.score, d.label)
+        for d in finder.detect(canvas, min_score)
+    ]
 
 
 def _clip(box, size) -> tuple[float, float, float, float]:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from autospecnet.detector import CarFinder, Detection, box_iou
 from autospecnet.predict import Predictor
-from autospecnet.recognise import CLOSE_UP_PAD, crop_box, find_cars, nameable
+from autospecnet.recognise import CLOSE_UP_PAD, crop_box, detect_zoomed_out, nameable
 from autospecnet.sources import load_model
 from training.atomic import save_json_atomic
 
@@ -72,20 +72,8 @@ def _cars_at(detections: list[Detection], zoomed: list[Detection], threshold: fl
 
 
 def _both_passes(finder: CarFinder, image: Image.Image) -> tuple[list[Detection], list[Detection]]:
-    first = finder.detect(image, LOWEST)
-    zoomed = find_cars(_NoFirstPass(finder), image, LOWEST)
-    return first, zoomed
-
-
-class _NoFirstPass:
-    """A finder whose first look at the photo itself finds nothing, so that find_cars looks zoomed out."""
-
-    def __init__(self, finder: CarFinder):
-        self.finder, self.calls = finder, 0
-
-    def detect(self, image, min_score):
-        self.calls += 1
-        return [] if self.calls == 1 else self.finder.detect(image, min_score)
+    """The finder's two looks at a photo (as it is, zoomed out), both at the lowest threshold of the grid."""
+    return finder.detect(image, LOWEST), detect_zoomed_out(finder, image, LOWEST)
 
 
 class Classifier:
