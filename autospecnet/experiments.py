@@ -76,7 +76,9 @@ class Finding:
         reached = ", ".join(f"{self.labels[r]} reaches {a:.1%}" for r, a in self.accuracies.items())
         if self.winner is None:
             waiting = ", ".join(self.labels[r] for r in self.missing)
-            return f"Here, at {budget}: {reached or 'no run yet'}; {waiting} not run yet."
+            if not reached:
+                return f"Here, at {budget}: not run yet ({waiting})."
+            return f"Here, at {budget}: {reached}; {waiting} not run yet."
         verdict = "same direction" if self.agrees else f"the opposite: {self.labels[self.winner]} is best"
         return f"Here, at {budget}: {reached} (best validation accuracy) — {verdict}."
 

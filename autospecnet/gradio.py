@@ -30,7 +30,7 @@ from autospecnet.gallery import find_manifest, load_gallery  # noqa: E402
 from autospecnet.heads import DISPLAY_ORDER, HEAD_TITLES  # noqa: E402
 from autospecnet.images import MAX_FILE_BYTES, ImageError  # noqa: E402
 from autospecnet.predict import Predictor  # noqa: E402
-from autospecnet.recognise import NO_CAR_MESSAGE, Recognizer, load_finder  # noqa: E402
+from autospecnet.recognise import FINDER_UNAVAILABLE, NO_CAR_MESSAGE, Recognizer, load_finder  # noqa: E402
 from autospecnet.sources import ASSETS_DIR, MODEL_ENV, ModelLoadError, default_source, load_model  # noqa: E402
 
 TOP_K = 5
@@ -68,7 +68,7 @@ def build_demo(source: str | None = None) -> gr.Interface:
         heads = result.main.prediction.heads
         return (shown, boxes), *({p.label: p.prob for p in heads[head].labels} for head in DISPLAY_ORDER)
 
-    note = f" {finder_error}." if finder_error else ""
+    note = f" {FINDER_UNAVAILABLE}." if finder_error else ""  # the reason, maybe with paths, is in the log
     return gr.Interface(
         fn=predict,
         inputs=gr.File(label="Car photo", type="filepath"),

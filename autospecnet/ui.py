@@ -3,6 +3,7 @@ cached results."""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,12 @@ from autospecnet.annotate import annotated_thumbnail
 from autospecnet.detector import DETECTOR_ENV
 from autospecnet.heads import HEAD_TITLES, HEADS
 from autospecnet.predict import Predictor
-from autospecnet.recognise import Car, Recognizer, load_finder
+from autospecnet.recognise import FINDER_UNAVAILABLE, Car, Recognizer, load_finder
 from autospecnet.sources import ASSETS_DIR, BUNDLED_MODEL_DIR, MODEL_ENV, LoadedModel, ModelLoadError, load_model
 
 ASSETS = ASSETS_DIR
 DISPLAY_SIDE = 800
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,9 @@ class AppModel:
 
     @property
     def finder_notice(self) -> str | None:
-        return self.recognizer.finder_error if self.recognizer else None
+        """What visitors are told when there is no car finder; the reason, which may name server paths, is
+        in the server's log."""
+        return FINDER_UNAVAILABLE if self.recognizer and self.recognizer.finder_error else None
 
 
 def source_label(source: str) -> str:
@@ -46,6 +50,8 @@ def get_app_model(configured: str | None, detector_setting: str | None = None) -
     """The configured source (``$AUTOSPECNET_MODEL``), falling back to the bundled model, and the car finder
     (``$AUTOSPECNET_DETECTOR`` or the cache); one per process and setting."""
     finder, finder_error = load_finder()
+    if finder_error:
+        log.warning(finder_error)
     failure = None
     if configured:
         try:
