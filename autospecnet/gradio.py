@@ -28,7 +28,7 @@ import gradio as gr  # noqa: E402
 
 from autospecnet.gallery import find_manifest, load_gallery  # noqa: E402
 from autospecnet.heads import DISPLAY_ORDER, HEAD_TITLES  # noqa: E402
-from autospecnet.images import MAX_FILE_BYTES, ImageError  # noqa: E402
+from autospecnet.images import MAX_FILE_BYTES, PHOTO_FORMATS, ImageError  # noqa: E402
 from autospecnet.predict import Predictor  # noqa: E402
 from autospecnet.recognise import FINDER_UNAVAILABLE, NO_CAR_MESSAGE, Recognizer, load_finder  # noqa: E402
 from autospecnet.sources import ASSETS_DIR, MODEL_ENV, ModelLoadError, default_source, load_model  # noqa: E402
@@ -77,7 +77,7 @@ def build_demo(source: str | None = None) -> gr.Interface:
         examples=_examples(loaded.folder) or None,
         title="AutoSpecNet: what car is that?",
         description="Finds each car in a photo and names the largest one's make, body type, model year and model "
-        f"(one of 196 cars up to 2012). JPEG, PNG, WebP and other photos up to {MAX_FILE_BYTES >> 20} MB.{note}",
+        f"(one of 196 cars up to 2012). {PHOTO_FORMATS} photos up to {MAX_FILE_BYTES >> 20} MB.{note}",
         api_name="predict",
         flagging_mode="never",
         analytics_enabled=False,

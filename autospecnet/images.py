@@ -1,6 +1,8 @@
 """Read an uploaded photo into an upright 8-bit RGB image, or say plainly why not.
 
-Accepts bytes, a path or a binary file object. Handles EXIF orientation, every
+Accepts bytes, a path or a binary file object, in the formats of ``PHOTO_TYPES``: what
+Pillow reads, plus HEIC/HEIF, the default of iPhones (through pillow-heif, which applies
+the file's own rotation, so EXIF orientation is not applied twice). Handles EXIF orientation, every
 PIL mode (CMYK, palette with transparency, LA, 16-bit and float greyscale, 1-bit)
 and animated files (first frame). Refuses empty files, non-images, truncated or
 corrupt data, images over ``MAX_PIXELS`` (decompression bombs) and images under
@@ -17,11 +19,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps
+
+pillow_heif.register_heif_opener()
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 MIN_SIDE = 32
+PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif", "avif", "bmp", "gif", "tif", "tiff"]
+PHOTO_FORMATS = "JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF, TIFF"
 
 ImageSource = bytes | bytearray | str | os.PathLike | BinaryIO
 
@@ -80,7 +87,7 @@ def read_image(source: ImageSource) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"This image is too large; the limit is {MAX_PIXELS / 1e6:.0f} megapixels.") from None
     except Image.UnidentifiedImageError:
-        raise ImageError("This file is not an image we can read (JPEG, PNG, WebP, BMP, GIF, TIFF).") from None
+        raise ImageError(f"This file is not an image we can read ({PHOTO_FORMATS}).") from None
     except Exception as error:  # PIL raises many types for corrupt data: OSError, SyntaxError, ValueError...
         raise ImageError(f"This file is not an image we can read ({_describe(error)}).") from None
     if min(image.size) < MIN_SIDE:

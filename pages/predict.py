@@ -7,11 +7,10 @@ import streamlit as st
 
 from autospecnet import ImageError, charts, ui
 from autospecnet.heads import HEAD_TITLES
-from autospecnet.images import MAX_FILE_BYTES
+from autospecnet.images import MAX_FILE_BYTES, PHOTO_TYPES
 
 ui.ensure_app_navigation()
 
-PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 MAX_PHOTOS = 10
 ATTRIBUTES = ("make", "type", "year")
 IN_FLIGHT = "photos"

@@ -139,6 +139,25 @@ def test_exif_rotated_photo_is_turned_upright():
     assert_rgb(image, size=(48, 64))
 
 
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF", "JPEG"])
+def test_phone_formats_are_turned_upright_once(fmt):
+    """iPhones save HEIC, some Android phones AVIF; HEIF's own rotation and EXIF orientation must not both apply."""
+    portrait = Image.new("RGB", (64, 128), (0, 0, 255))
+    portrait.paste((255, 0, 0), (0, 0, 64, 32))  # red along the top as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display: the red edge ends on the right
+    image = read_image(encode(portrait, fmt, exif=exif.tobytes(), quality=95))
+    assert_rgb(image, size=(128, 64))
+    left, right = np.asarray(image)[32, 4], np.asarray(image)[32, 123]
+    assert left[2] > 200 and left[0] < 50 and right[0] > 200 and right[2] < 50
+
+
+def test_heic_over_the_pixel_limit_is_refused(monkeypatch):
+    monkeypatch.setattr("autospecnet.images.MAX_PIXELS", 64 * 47)
+    with pytest.raises(ImageError, match="too large .*64 x 48"):  # from the header, before decoding
+        read_image(encode(gradient(), "HEIF"))
+
+
 def test_animated_gif_uses_the_first_frame():
     frames = [Image.new("RGB", (64, 48), colour) for colour in ((200, 0, 0), (0, 0, 200))]
     data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
