@@ -8,17 +8,22 @@ from autospecnet.model_card import card_body
 ui.ensure_app_navigation()
 
 model = ui.app_model()
-st.title("About the model")
+card = card_body(model.loaded.folder) if model.loaded else None
+heading, _, rest = (card or "").partition("\n")
+if heading.startswith("# "):  # the card's own title becomes the page's, not a second title under it
+    st.title(heading[2:].strip())
+    card = rest.strip()
+else:
+    st.title("About the model")
 if model.loaded is None:
     st.error(model.error or "No model loaded.")
     st.stop()
 
-body = card_body(model.loaded.folder)
-if body:
-    st.markdown(body)
-elif (model.loaded.folder / "README.md").is_file():
+if card:
+    st.markdown(card)
+elif card is None and (model.loaded.folder / "README.md").is_file():
     st.info("This model's card (README.md) could not be read.")
-else:
+elif card is None:
     st.info("This model has no model card (README.md).")
 st.divider()
 st.markdown(

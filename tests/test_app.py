@@ -173,8 +173,9 @@ def test_experiments_page_shows_curves_and_the_budget(app):
 def test_about_page_shows_the_model_card(app):
     app.switch_page("pages/about.py").run()
     assert not app.exception
+    assert [t.value for t in app.title] == ["Test model card"]  # the card's heading is the page's one title
     text = " ".join(m.value for m in app.markdown)
-    assert "Test model card" in text and "license: mit" not in text
+    assert "Made for the tests." in text and "license: mit" not in text
 
 
 def test_unloadable_configured_model_falls_back_with_a_notice(monkeypatch, tmp_path):
