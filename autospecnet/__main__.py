@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from autospecnet.backends import BACKENDS
 from autospecnet.heads import DISPLAY_ORDER, HEAD_TITLES
-from autospecnet.images import ImageError
+from autospecnet.images import PHOTO_TYPES, ImageError
 from autospecnet.recognise import PhotoResult
 from autospecnet.sources import MODEL_ENV, ModelLoadError, default_source, load_model
 
@@ -42,7 +43,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="find the cars in photos and name their make, body type, year and model",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    predict.add_argument("photos", nargs="+", metavar="PHOTO")
+    predict.add_argument("photos", nargs="+", metavar="PHOTO", help="photo files, or folders of photos")
     predict.add_argument(
         "--model",
         default=None,
@@ -73,6 +74,20 @@ def _print_human(file: str, result: PhotoResult) -> None:
             print(f"  {HEAD_TITLES[head]:<10} {labels}")
 
 
+def expand_folders(paths: list[str]) -> list[str]:
+    """Each folder becomes the photos directly inside it, in name order; files stay as given."""
+    files = []
+    for path in paths:
+        folder = Path(path)
+        if folder.is_dir():
+            files += sorted(
+                str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower().lstrip(".") in PHOTO_TYPES
+            )
+        else:
+            files.append(path)
+    return files
+
+
 def predict_command(args) -> int:
     from autospecnet.predict import Predictor
     from autospecnet.recognise import Recognizer, load_finder
@@ -87,7 +102,11 @@ def predict_command(args) -> int:
         print(f"note: {finder_error}", file=sys.stderr)
     recognizer = Recognizer(predictor, finder, finder_error)
     failed = 0
-    for file in args.photos:
+    photos = expand_folders(args.photos)
+    if not photos:
+        print(f"error: no photos ({', '.join(PHOTO_TYPES)}) in {', '.join(args.photos)}", file=sys.stderr)
+        return EXIT_PHOTO_FAILED
+    for file in photos:
         try:
             result = recognizer.recognise(file, top_k=max(1, args.top_k), use_finder=not args.whole)
         except ImageError as error:

@@ -57,6 +57,18 @@ def test_a_bad_photo_is_reported_and_the_rest_still_run(random_model_dir, photos
 
 
 @pytest.mark.slow
+def test_a_folder_means_the_photos_in_it(random_model_dir, photos, tmp_path, without_detector):
+    result = run_python("-m", "autospecnet", "predict", str(photos), "--model", str(random_model_dir), "--json")
+    assert result.returncode == 0, result.stderr  # notes.txt is not a photo: left out, not an error
+    assert [json.loads(line)["file"] for line in result.stdout.splitlines()] == [
+        str(photos / "car.jpg"),
+        str(photos / "car.png"),
+    ]
+    empty = run_python("-m", "autospecnet", "predict", str(tmp_path), "--model", str(random_model_dir))
+    assert empty.returncode == 1 and "no photos (jpg, jpeg, png" in empty.stderr and "Traceback" not in empty.stderr
+
+
+@pytest.mark.slow
 def test_human_output(random_model_dir, photos, without_detector):
     result = run_python("-m", "autospecnet", "predict", str(photos / "car.jpg"), "--model", str(random_model_dir))
     assert result.returncode == 0, result.stderr
