@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from autospecnet.heads import HEADS
@@ -29,11 +29,20 @@ class GalleryItem:
 
 
 @dataclass(frozen=True)
+class Mistake:
+    true: str
+    predicted: str
+    count: int  # how often the part's images of ``true`` were named ``predicted``
+
+
+@dataclass(frozen=True)
 class Gallery:
     items: list[GalleryItem]
     meta: dict
     image_dirs: list[Path]  # where to look for images, best first
     skipped: int = 0  # items of another layout
+    mistakes: dict[str, list[Mistake]] = field(default_factory=dict)  # head -> most frequent first
+    wrong: dict[str, int] = field(default_factory=dict)  # head -> mistakes over the whole part
 
     def select(self, head: str, correct: bool | None = None) -> list[GalleryItem]:
         return [i for i in self.items if i.head == head and (correct is None or i.correct == correct)]
@@ -73,6 +82,33 @@ def _item(raw) -> GalleryItem | None:
     return item if ok else None
 
 
+def _mistakes(raw) -> dict[str, list[Mistake]]:
+    """Per head, the mistakes listed in the manifest; entries of another layout are left out."""
+    if not isinstance(raw, dict):
+        return {}
+    result = {}
+    for head, entries in raw.items():
+        if head not in HEADS or not isinstance(entries, list):
+            continue
+        result[head] = [
+            Mistake(e["true"], e["predicted"], e["count"])
+            for e in entries
+            if isinstance(e, dict)
+            and isinstance(e.get("true"), str)
+            and isinstance(e.get("predicted"), str)
+            and isinstance(e.get("count"), int)
+            and not isinstance(e.get("count"), bool)
+            and e["count"] > 0
+        ]
+    return result
+
+
+def _counts(raw) -> dict[str, int]:
+    if not isinstance(raw, dict):
+        return {}
+    return {h: n for h, n in raw.items() if h in HEADS and isinstance(n, int) and not isinstance(n, bool) and n >= 0}
+
+
 def load_gallery(manifest: Path, model_folder: Path | None = None, data_dir: str | None = None) -> Gallery | None:
     """The manifest's items, or None (logged) when the file is not a readable gallery."""
     meta = read_json(manifest)
@@ -95,7 +131,14 @@ def load_gallery(manifest: Path, model_folder: Path | None = None, data_dir: str
     image_dirs.append(manifest.parent / thumbnails)
     if model_folder:
         image_dirs.append(model_folder / "gallery" / thumbnails)
-    return Gallery(items, meta, image_dirs, skipped=len(raw_items) - len(items))
+    return Gallery(
+        items,
+        meta,
+        image_dirs,
+        skipped=len(raw_items) - len(items),
+        mistakes=_mistakes(meta.pop("mistakes", None)),
+        wrong=_counts(meta.pop("wrong", None)),
+    )
 
 
 def _is_subfolder(folder: Path, relative: str) -> bool:

@@ -1,5 +1,6 @@
 """Gallery: successful and failed predictions on the held-out test crops, per head."""
 
+import pandas as pd
 import streamlit as st
 
 from autospecnet import ImageError, read_image, ui
@@ -57,3 +58,14 @@ for start in range(0, len(items), COLUMNS):
             mark = ":green[:material/check_circle:]" if item.correct else ":red[:material/cancel:]"
             st.markdown(f"{mark} **{predicted['label']}** ({predicted['prob']:.0%})")
             st.caption(f"True: {item.true[head]}" + ("" if head == "model" else f" · {item.true['model']}"))
+
+mistakes = gallery.mistakes.get(head)
+if mistakes:
+    st.subheader("Most frequent mistakes")
+    evaluated, wrong = gallery.meta.get("images_evaluated"), gallery.wrong.get(head)
+    if isinstance(evaluated, int) and wrong is not None:
+        st.caption(
+            f"{HEAD_TITLES[head]}: {wrong} mistake{'' if wrong == 1 else 's'} on {evaluated} test images; the most frequent:"
+        )
+    table = pd.DataFrame([{"true": m.true, "predicted as": m.predicted, "times": m.count} for m in mistakes])
+    st.dataframe(table, hide_index=True)

@@ -50,7 +50,10 @@ def app_model_dir(random_model_dir, tmp_path_factory):
         for head in HEADS:
             items.append({"head": head, "correct": correct, "file": f"images/{i:05d}.jpg", "true": truth,
                           "predicted": predicted})  # fmt: skip
-    (folder / "gallery" / "gallery.json").write_text(json.dumps({"images_evaluated": 3, "items": items}))
+    mistakes = {"model": [{"true": "BMW M3 Coupe 2012", "predicted": "Audi", "count": 1},
+                          {"true": "BMW M3 Coupe 2012", "predicted": "Audi", "count": "many"}]}  # fmt: skip
+    manifest = {"images_evaluated": 3, "items": items, "wrong": {"model": 1}, "mistakes": mistakes}
+    (folder / "gallery" / "gallery.json").write_text(json.dumps(manifest))
 
     experiments = folder / "experiments"
     runs = {"size224-batch32-lr0.01": 0.4, "size400-batch32-lr0.01": 0.5}
@@ -130,6 +133,9 @@ def test_gallery_page_filters_by_outcome(app, app_model_dir):
     app.segmented_control[1].set_value("wrong").run()
     marks = [m.value for m in app.markdown if m.value.startswith((":green[", ":red["))]
     assert marks and all(m.startswith(":red[:material/cancel:]") for m in marks)
+    mistakes = app.dataframe[0].value  # the manifest's second entry is malformed: left out
+    assert mistakes.to_dict("records") == [{"true": "BMW M3 Coupe 2012", "predicted as": "Audi", "times": 1}]
+    assert any("1 mistake on 3 test images" in c.value for c in app.caption)
 
 
 def test_gallery_without_images_says_how_to_get_them(app, app_model_dir, tmp_path, monkeypatch):

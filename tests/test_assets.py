@@ -8,6 +8,7 @@ from autospecnet import load_model
 from autospecnet.experiments import experiment_folders, load_experiments
 from autospecnet.gallery import load_gallery
 from autospecnet.model import HEADS
+from autospecnet.optional_files import read_test_metrics
 from autospecnet.sources import ASSETS_DIR, BUNDLED_MODEL_DIR
 from tests.conftest import run_python
 
@@ -85,4 +86,7 @@ def test_gallery_has_successes_and_failures_for_every_head():
             items = gallery.select(head, correct)
             assert len(items) >= 12, (head, correct)
             assert all(item.file in test_files for item in items)
+        metrics = read_test_metrics(BUNDLED_MODEL_DIR)
+        assert gallery.wrong[head] == round((1 - metrics["heads"][head]["accuracy"]) * metrics["images"])
+        assert gallery.mistakes[head] and gallery.mistakes[head][0].count >= gallery.mistakes[head][-1].count
     assert not [p for p in ASSETS_DIR.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}]

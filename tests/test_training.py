@@ -243,6 +243,13 @@ def test_gallery_picks_are_balanced_and_reproducible(folder_data, finished_run, 
                 labels = [i["true"][head] for i in picks]
                 assert len(set(labels)) == min(len(labels), len({i["true"][head] for i in picks}))
     assert {p.name for p in (tmp_path / "a" / "thumbnails").iterdir()} == {Path(i["file"]).name for i in first["items"]}
+    metrics = json.loads((finished_run / "test_metrics.json").read_text())
+    for head in ("model", "year", "make", "type"):
+        assert first["wrong"][head] == round((1 - metrics["heads"][head]["accuracy"]) * metrics["images"])
+        counts = [m["count"] for m in first["mistakes"][head]]
+        assert counts == sorted(counts, reverse=True) and sum(counts) <= first["wrong"][head]
+        assert all(m["true"] != m["predicted"] for m in first["mistakes"][head])
+        assert bool(counts) == (first["wrong"][head] > 0)
 
 
 def test_publish_dry_run_assembles_a_checked_model_folder(finished_run, tmp_path):

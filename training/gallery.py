@@ -7,7 +7,8 @@
         --thumbnails runs/bundled/gallery/thumbnails
 
 For each head, ``--per-head`` correct and as many wrong predictions are picked, the same for
-the same seed, spread over the true labels (one per label in turn). The manifest names dataset
+the same seed, spread over the true labels (one per label in turn), and the head's most frequent
+mistakes over the whole part are counted (true label, predicted label, how often). The manifest names dataset
 files by their path in the dataset; the app finds them under ``$AUTOSPECNET_DATA`` or among
 the published thumbnails.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
@@ -30,6 +31,7 @@ from training.data import DataError
 from training.evaluate import load_for_evaluation, model_and_data_parser, part_loader
 
 THUMBNAIL_SIDE = 320
+MISTAKES_PER_HEAD = 10
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -89,6 +91,17 @@ def pick(results: list[dict], head: str, correct: bool, count: int, seed: int) -
     return picked
 
 
+def frequent_mistakes(results: list[dict], head: str, count: int) -> list[dict]:
+    """The ``count`` most frequent (true label, predicted label) pairs among the head's mistakes."""
+    pairs = Counter(
+        (r["true"][head], r["predicted"][head]["label"])
+        for r in results
+        if r["predicted"][head]["label"] != r["true"][head]
+    )
+    ranked = sorted(pairs.items(), key=lambda pair: (-pair[1], pair[0]))[:count]
+    return [{"true": true, "predicted": predicted, "count": n} for (true, predicted), n in ranked]
+
+
 def write_thumbnail(source: Path, target: Path) -> None:
     with Image.open(source) as image:
         image = image.convert("RGB")
@@ -115,6 +128,8 @@ def main(args) -> dict:
         "per_head": args.per_head,
         "seed": args.pick_seed,
         "thumbnail_folder": "thumbnails",
+        "wrong": {head: sum(r["predicted"][head]["label"] != r["true"][head] for r in results) for head in HEADS},
+        "mistakes": {head: frequent_mistakes(results, head, MISTAKES_PER_HEAD) for head in HEADS},
         "items": items,
     }
     output = Path(args.output)
