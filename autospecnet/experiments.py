@@ -8,7 +8,8 @@ grid's ``grid.json`` (runs, comparisons, the paper's findings) and a folder per 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from autospecnet.optional_files import read_json
 
 log = logging.getLogger("autospecnet")
 SETTING_NAMES = {"image_size": "{} px", "batch_size": "batch {}", "lr": "lr {}"}
+Z_95 = 1.96
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,11 @@ class ExperimentRun:
     def best(self, head: str = "model", metric: str = "acc") -> float | None:
         column = history_column("val", head, metric)
         return float(self.history[column].max()) if column in self.history and len(self.history) else None
+
+    @property
+    def val_images(self) -> int | None:
+        count = self.metadata.get("data", {}).get("parts", {}).get("val")
+        return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else None
 
     def summary(self) -> dict:
         m, budget, hp = self.metadata, self.metadata.get("budget", {}), self.metadata.get("hyperparameters", {})
@@ -63,23 +70,57 @@ class Finding:
     accuracies: dict[str, float]  # run name -> best validation accuracy (196 classes), runs that exist
     labels: dict[str, str]  # run name -> the setting it varies, "400 px"
     missing: list[str]
+    val_images: dict[str, int] = field(default_factory=dict)  # run name -> images its accuracy is measured on
 
     @property
     def winner(self) -> str | None:
         return max(self.accuracies, key=self.accuracies.get) if self.accuracies and not self.missing else None
 
     @property
-    def agrees(self) -> bool | None:
-        return None if self.winner is None else self.winner == self.paper_winner
+    def runner_up(self) -> str | None:
+        ranked = sorted(self.accuracies, key=self.accuracies.get, reverse=True)
+        return ranked[1] if self.winner and len(ranked) > 1 else None
+
+    @property
+    def noise(self) -> float | None:
+        """Half-width of the 95 % interval of the lead of the winner over the runner-up that sampling the
+        validation images alone gives (two independent proportions: conservative, as both runs are measured on
+        the same images); None when the runs do not say how many images they were measured on."""
+        runs = [self.winner, self.runner_up]
+        if None in runs or any(r not in self.val_images for r in runs):
+            return None
+        variance = sum(self.accuracies[r] * (1 - self.accuracies[r]) / self.val_images[r] for r in runs)
+        return Z_95 * math.sqrt(variance)
+
+    @property
+    def outcome(self) -> str:
+        """ "waiting" (runs missing), "too close" (the lead is within the noise), "same" or "opposite" (to the paper)."""
+        if self.winner is None:
+            return "waiting"
+        if self.noise is not None and self.accuracies[self.winner] - self.accuracies[self.runner_up] <= self.noise:
+            return "too close"
+        return "same" if self.winner == self.paper_winner else "opposite"
 
     def sentence(self, budget: str) -> str:
         reached = ", ".join(f"{self.labels[r]} reaches {a:.1%}" for r, a in self.accuracies.items())
-        if self.winner is None:
+        if self.outcome == "waiting":
             waiting = ", ".join(self.labels[r] for r in self.missing)
             if not reached:
                 return f"Here, at {budget}: not run yet ({waiting})."
             return f"Here, at {budget}: {reached}; {waiting} not run yet."
-        verdict = "same direction" if self.agrees else f"the opposite: {self.labels[self.winner]} is best"
+        verdict = {
+            "same": "same direction",
+            "opposite": f"the opposite: {self.labels[self.winner]} is best",
+            "too close": "too close to call",
+        }[self.outcome]
+        if self.noise is not None:
+            lead = self.accuracies[self.winner] - self.accuracies[self.runner_up]
+            images = self.val_images[self.winner]
+            relation = "within" if self.outcome == "too close" else "beyond"
+            verdict += (
+                f" (a lead of {lead * 100:.1f} points over {self.labels[self.runner_up]}, {relation} the "
+                f"±{self.noise * 100:.1f} points that sampling {images:,} validation images alone gives)"
+            )
         return f"Here, at {budget}: {reached} (best validation accuracy) — {verdict}."
 
 
@@ -111,7 +152,8 @@ class Experiments:
             labels = {r: ", ".join(SETTING_NAMES[k].format(self.settings[r][k]) for k in varied) or r for r in members}
             accuracies = {r: self.runs[r].best() for r in members if r in self.runs and self.runs[r].best() is not None}
             missing = [r for r in members if r not in accuracies]
-            result.append(Finding(question, claim["claim"], claim["winner"], accuracies, labels, missing))
+            images = {r: self.runs[r].val_images for r in accuracies if self.runs[r].val_images}
+            result.append(Finding(question, claim["claim"], claim["winner"], accuracies, labels, missing, images))
         return result
 
 

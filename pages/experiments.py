@@ -39,8 +39,9 @@ if reduced:
 st.subheader("What the paper found, and what these runs say")
 findings = experiments.findings()
 for finding in findings:
-    icon = {True: ":material/check_circle:", False: ":material/swap_horiz:", None: ":material/hourglass_top:"}
-    st.markdown(f"{icon[finding.agrees]} **{finding.question.capitalize()}.** Paper: {finding.paper_claim}. "
+    icon = {"same": ":material/check_circle:", "opposite": ":material/swap_horiz:",
+            "too close": ":material/balance:", "waiting": ":material/hourglass_top:"}  # fmt: skip
+    st.markdown(f"{icon[finding.outcome]} **{finding.question.capitalize()}.** Paper: {finding.paper_claim}. "
                 f"{finding.sentence(experiments.budget)}")  # fmt: skip
 
 choices = list(experiments.comparisons) + ["pick runs"]

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from autospecnet.experiments import Finding
 from autospecnet.heads import history_column
 from tests.conftest import ROOT
 
@@ -60,7 +61,8 @@ def app_model_dir(random_model_dir, tmp_path_factory):
     for name, final in runs.items():
         (experiments / name).mkdir(parents=True)
         (experiments / name / "history.csv").write_text(history_csv(final))
-        metadata = {"budget": {"epochs": 3, "subset": 0.2, "full_protocol": False}, "hardware": "CPU: test"}
+        metadata = {"budget": {"epochs": 3, "subset": 0.2, "full_protocol": False}, "hardware": "CPU: test",
+                    "data": {"parts": {"val": 2000}}}  # fmt: skip
         (experiments / name / "metadata.json").write_text(json.dumps(metadata))
     grid = {
         "runs": {"size224-batch32-lr0.01": {"image_size": 224, "batch_size": 32, "lr": 0.01},
@@ -150,6 +152,20 @@ def test_gallery_without_images_says_how_to_get_them(app, app_model_dir, tmp_pat
             (app_model_dir / "gallery" / "thumbnails" / f"{i:05d}.jpg").write_bytes(jpeg(i))
 
 
+@pytest.mark.parametrize(("images", "outcome"), [(100, "too close"), (2000, "opposite"), (None, "opposite")])
+def test_a_lead_within_sampling_noise_is_too_close_to_call(images, outcome):
+    runs = ["size224-batch16-lr0.01", "size224-batch32-lr0.01"]
+    finding = Finding("batch size", "batch 32 beats 16", runs[1], dict(zip(runs, (0.81, 0.77), strict=True)),
+                      {runs[0]: "batch 16", runs[1]: "batch 32"}, [],
+                      {r: images for r in runs} if images else {})  # fmt: skip
+    assert finding.outcome == outcome  # a 4-point lead: 100 images cannot tell, 2,000 can; unknown: taken as is
+    if images == 100:
+        assert finding.sentence("6 epochs").endswith(
+            "too close to call (a lead of 4.0 points over batch 32, within the ±11.3 points that sampling 100 "
+            "validation images alone gives)."
+        )
+
+
 def test_experiments_page_shows_curves_and_the_budget(app):
     app.switch_page("pages/experiments.py").run()
     assert not app.exception
@@ -157,7 +173,8 @@ def test_experiments_page_shows_curves_and_the_budget(app):
     claims = [m.value for m in app.markdown if "Paper:" in m.value]
     assert claims[0].endswith(
         "**Image size.** Paper: 400 px beats 224 px. Here, at 3 epochs: 224 px reaches 40.0%, 400 px reaches "
-        "50.0% (best validation accuracy) — same direction."
+        "50.0% (best validation accuracy) — same direction (a lead of 10.0 points over 224 px, beyond the ±3.1 "
+        "points that sampling 2,000 validation images alone gives)."
     )
     assert claims[1].endswith("batch 32 reaches 40.0%; batch 16 not run yet.")  # planned, its result not stored
     assert claims[2].endswith("Here, at 3 epochs: not run yet (lr 0.005, lr 0.05).")
