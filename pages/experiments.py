@@ -72,7 +72,9 @@ by_time.plotly_chart(
 by_time.caption("Minutes of training and validation per run, as measured on the hardware in each run's metadata.")
 
 st.subheader("Runs")
-st.dataframe(pd.DataFrame([run.summary() for run in experiments.runs.values()]), hide_index=True)
+percent = st.column_config.NumberColumn(format="percent")
+st.dataframe(pd.DataFrame([run.summary() for run in experiments.runs.values()]), hide_index=True,
+             column_config={"best val acc": percent, "test acc": percent})  # fmt: skip
 for name, run in experiments.runs.items():
     with st.expander(f"{name}: metadata"):
         st.json(run.metadata, expanded=False)
