@@ -110,6 +110,14 @@ def test_uploaded_photo_gives_answer_and_four_charts(app):
     assert app.metric[0].value.endswith("%")
 
 
+def test_iphone_heic_photo_gets_an_answer(app):
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(jpeg(4))).save(buffer, "HEIF")
+    app.file_uploader[0].set_value(("IMG_0001.HEIC", buffer.getvalue(), "image/heic")).run()
+    assert not app.exception and not app.error
+    assert len(app.get("plotly_chart")) == 4
+
+
 def test_bad_file_shows_a_message_and_the_good_one_still_works(app):
     app.file_uploader[0].set_value([("broken.jpg", b"\xff\xd8\xff garbage", "image/jpeg"),
                                     ("car.jpg", jpeg(2), "image/jpeg")]).run()  # fmt: skip
