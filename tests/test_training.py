@@ -170,6 +170,37 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(folder_data, finishe
     )
 
 
+def test_resume_within_an_epoch_gives_the_uninterrupted_result(folder_data, finished_run, tmp_path, monkeypatch):
+    """Killed right after a mid-epoch checkpoint (the sampler, the sums, the metrics and dropout's random numbers
+    go on from there), the run ends as the uninterrupted one does."""
+    import training.train as train_module
+
+    class Killed(Exception):
+        pass
+
+    write_atomic = train_module.write_atomic
+
+    def write_then_die(path, fill):
+        write_atomic(path, fill)
+        partial = torch.load(path, weights_only=True)["partial"] if path.name == "checkpoint.pt" else None
+        if partial and partial["progress"]["batches"] == 2:
+            raise Killed
+
+    run = tmp_path / "killed-within"
+    monkeypatch.setattr(train_module, "write_atomic", write_then_die)
+    with pytest.raises(Killed):  # a checkpoint after every batch; the kill comes after the second
+        train(train_args(folder_data, run, "--epochs", "2", "--checkpoint-minutes", "1e-9"))
+    monkeypatch.undo()
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert checkpoint["epoch"] == -1 and checkpoint["partial"]["progress"]["batches"] == 2  # inside epoch 1
+
+    train(train_args(folder_data, run, "--epochs", "2", "--resume"))
+    assert history_without_times(run) == history_without_times(finished_run)
+    ours, theirs = load_file(run / "best" / "model.safetensors"), load_file(finished_run / "best" / "model.safetensors")
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["partial"] is None
+
+
 def test_an_existing_run_needs_resume(folder_data, finished_run):
     with pytest.raises(SystemExit, match="--resume"):
         train(train_args(folder_data, finished_run, "--epochs", "2"))
@@ -388,17 +419,36 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
     return result
 
 
+def kill_processes_of(run: Path) -> None:
+    """SIGKILL every process whose command line names ``run`` (torchrun's workers outlive their launcher)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(run).encode() in cmdline.read_bytes():
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass  # gone already
+
+
 @pytest.mark.slow
 def test_two_processes_with_torchrun_see_what_one_process_sees(folder_data, tmp_path):
     """DistributedDataParallel on CPU (gloo), with the learning rate at 0 so that float rounding cannot grow: the same
     batches, per-item augmentations, global-batch BatchNorm statistics, losses and metrics as one process; only the
-    first process writes; --resume continues. (Gradients: test_gradients_of_two_processes_are_those_of_one.)"""
+    first process writes; --resume continues from a mid-epoch checkpoint. (Gradients:
+    test_gradients_of_two_processes_are_those_of_one.)"""
     common = ["--data", str(folder_data), *TINY, "--epochs", "2", "--dropout", "0", "--lr", "0"]
     one, two = tmp_path / "one", tmp_path / "two"
     train(get_args_parser().parse_args([*common, "--output-dir", str(one)]))
-    torchrun("-m", "training.train", *common, "--output-dir", str(two), "--epochs", "1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "training.train", *common, "--output-dir", str(two), "--checkpoint-minutes", "1e-9"]  # fmt: skip
+    started = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (two / "checkpoint.pt").exists() and started.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    kill_processes_of(two)  # both training processes, right after the first mid-epoch checkpoint
+    started.wait()
     resumed = torchrun("-m", "training.train", *common, "--output-dir", str(two), "--resume")
-    assert resumed.stdout.count("Resuming") == 1 and resumed.stdout.count("epoch 2/2:") == 1  # one writer
+    assert resumed.stdout.count("Resuming") == 1 and "batches into epoch 1" in resumed.stdout  # one writer
+    assert resumed.stdout.count("epoch 2/2:") == 1
     assert json.loads((two / "args.json").read_text())["environment"]["processes"] == 2
 
     a, b = history_without_times(one), history_without_times(two)

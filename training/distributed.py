@@ -124,12 +124,29 @@ def sum_over_processes(*values: float) -> list[float]:
     return tensor.tolist()
 
 
+def gather_objects(value) -> list:
+    """Every process's ``value``, in rank order."""
+    if world_size() == 1:
+        return [value]
+    parts = [None] * world_size()
+    dist.all_gather_object(parts, value)
+    return parts
+
+
 def gather_metrics(metrics):
     """One ``HeadMetrics`` with every process's predictions and targets."""
     if world_size() == 1:
         return metrics
-    parts = [None] * world_size()
-    dist.all_gather_object(parts, (metrics.top_predictions, metrics.targets))
+    parts = gather_objects((metrics.top_predictions, metrics.targets))
     metrics.top_predictions = [t for predictions, _ in parts for t in predictions]
     metrics.targets = [t for _, targets in parts for t in targets]
     return metrics
+
+
+def first_process_decides(flag: bool) -> bool:
+    """The first process's ``flag`` in every process (a decision taken on its clock, which all must follow)."""
+    if world_size() == 1:
+        return flag
+    tensor = torch.tensor([int(flag)])
+    dist.broadcast(tensor, src=0)
+    return bool(tensor.item())

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -57,12 +59,54 @@ def batches(loader, device, desc: str, max_batches: int | None):
     return progress, on_device()
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, device, epoch, args, max_batches=None) -> dict:
-    """One epoch of training; ``model`` may be wrapped in DistributedDataParallel."""
+@dataclass
+class EpochProgress:
+    """How far an epoch has come, over all processes: what a mid-epoch checkpoint saves and a resumed
+    epoch continues from (the sampler skips the ``batches`` done, the sums and metrics go on)."""
+
+    batches: int = 0
+    loss_sum: float = 0.0
+    seen: int = 0
+    predictions: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # head -> top-k predictions
+    targets: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    seconds: float = 0.0  # training time spent on the epoch before this process started
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+
+def _gathered_progress(done: int, loss_sum: float, seen: int, metrics: dict, seconds: float) -> EpochProgress:
+    loss_sum, seen = distributed.sum_over_processes(loss_sum, seen)
+    parts = distributed.gather_objects({h: (m.top_predictions, m.targets) for h, m in metrics.items()})
+    return EpochProgress(
+        batches=done,
+        loss_sum=loss_sum,
+        seen=int(seen),
+        predictions={h: [t for part in parts for t in part[h][0]] for h in metrics},
+        targets={h: [t for part in parts for t in part[h][1]] for h in metrics},
+        seconds=seconds,
+    )
+
+
+def train_one_epoch(
+    model, loader, optimizer, scheduler, device, epoch, args, max_batches=None, resume=None, on_checkpoint=None,
+    checkpoint_seconds=0.0,
+) -> dict:  # fmt: skip
+    """One epoch of training; ``model`` may be wrapped in DistributedDataParallel.
+
+    ``resume`` (an ``EpochProgress``, held by the first process) continues an epoch whose first batches a
+    mid-epoch checkpoint holds (the first process holds its sums and metrics, every process its ``batches``);
+    the loader must already skip those batches. Every ``checkpoint_seconds`` of the first process's clock,
+    ``on_checkpoint(progress)`` is called in every process with the progress of all of them."""
     core = distributed.unwrap(model)
     model.train()
     metrics = new_head_metrics(core)
-    total_loss, seen = 0.0, 0
+    resume = resume or EpochProgress()
+    for head, m in metrics.items():
+        m.top_predictions, m.targets = list(resume.predictions.get(head, [])), list(resume.targets.get(head, []))
+    total_loss, seen, done = resume.loss_sum, resume.seen, resume.batches
+    started = last_checkpoint = time.time()
+    checkpointing = on_checkpoint is not None and checkpoint_seconds > 0
     progress, on_device = batches(loader, device, f"epoch {epoch + 1}/{args.epochs} train", max_batches)
     for images, targets in on_device:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
@@ -74,12 +118,17 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, epoch, args, ma
         scheduler.step()
         total_loss += loss.item() * len(targets)
         seen += len(targets)
+        done += 1
         update_head_metrics(metrics, logits, targets, core)
         progress.set_postfix(
             loss=f"{total_loss / seen:.3f}",
             acc=f"{metrics['model'].accuracy():.3f}",
             lr=f"{optimizer.param_groups[0]['lr']:.2g}",
         )
+        if checkpointing and distributed.first_process_decides(time.time() - last_checkpoint >= checkpoint_seconds):
+            seconds = resume.seconds + time.time() - started
+            on_checkpoint(_gathered_progress(done, total_loss, seen, metrics, seconds))
+            last_checkpoint = time.time()
     total_loss, seen = distributed.sum_over_processes(total_loss, seen)
     metrics = {head: distributed.gather_metrics(m) for head, m in metrics.items()}
     return {"loss": total_loss / max(1, seen), **{h: m.compute() for h, m in metrics.items()}}

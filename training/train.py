@@ -8,8 +8,9 @@
     python -m training.train --data ... --output-dir /tmp/dry --dry-run
 
 A run folder holds ``args.json``, ``split.json`` (file names of each part),
-``history.csv`` (one row an epoch, written as it goes), ``checkpoint.pt`` (last
-complete epoch, for ``--resume``), ``best/`` (the best model on **validation**,
+``history.csv`` (one row an epoch, written as it goes), ``checkpoint.pt`` (for ``--resume``:
+the last complete epoch, and every ``--checkpoint-minutes`` within an epoch, so that a kill
+costs minutes, not an epoch), ``best/`` (the best model on **validation**,
 ``save_pretrained`` format) and ``test_metrics.json`` (that model on the test part,
 evaluated once at the end). Files are written atomically: a kill at any moment
 leaves the last complete epoch, and ``--resume`` reproduces an uninterrupted run.
@@ -44,7 +45,7 @@ from training.data import (
     subset_files,
     train_transform,
 )
-from training.engine import evaluate, evaluation_report, history_row, train_one_epoch
+from training.engine import EpochProgress, evaluate, evaluation_report, history_row, train_one_epoch
 
 DRY_RUN_BATCHES = 2
 
@@ -95,7 +96,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader worker processes")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's last complete epoch")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=5.0,
+        help="also checkpoint within an epoch this often (0: at the end of each epoch only)",
+    )
     p.add_argument("--dry-run", action="store_true", help=f"{DRY_RUN_BATCHES} batches per part and epoch")
     return p
 
@@ -106,21 +113,27 @@ class SeededShuffle(torch.utils.data.Sampler):
     and however many processes share the batches."""
 
     def __init__(self, size: int, seed: int, batch_size: int, drop_last: bool):
-        self.size, self.seed, self.epoch = size, seed, 0
+        self.size, self.seed, self.epoch, self.start_batch = size, seed, 0, 0
         self.batch_size, self.drop_last = batch_size, drop_last  # the global batch (all processes)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """The epoch's order, from its ``start_batch``-th batch on (the ones before: done before a restart)."""
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def _skipped(self) -> int:
+        return self.start_batch * (self.batch_size // distributed.world_size())
 
     def __len__(self) -> int:
-        return len(distributed.shard(list(range(self.size)), self.batch_size, self.drop_last))
+        items = len(distributed.shard(list(range(self.size)), self.batch_size, self.drop_last))
+        return max(0, items - self._skipped())
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.size, generator=generator).tolist()
         item_seeds = torch.randint(0, 2**62, (self.size,), generator=generator).tolist()
         # Under torchrun, this process's share of each global batch (distributed.shard); alone, all of it.
-        return iter(distributed.shard(list(zip(item_seeds, order, strict=True)), self.batch_size, self.drop_last))
+        mine = distributed.shard(list(zip(item_seeds, order, strict=True)), self.batch_size, self.drop_last)
+        return iter(mine[self._skipped() :])
 
 
 class AugmentedImages(CarImages):
@@ -176,6 +189,9 @@ def make_loaders(dataset, split: dict, args, device):
         train_images,
         sampler=sampler,
         drop_last=drop_last,
+        # its own generator for the workers' base seed, which would otherwise be drawn from the global RNG
+        # that dropout uses, once per epoch or once per run depending on --workers, and break exact resumes
+        generator=torch.Generator().manual_seed(args.seed),
         **{**loader_kwargs, "batch_size": args.batch_size // distributed.world_size()},
     )
     eval_loaders = {
@@ -267,34 +283,58 @@ def _train(args, device: torch.device) -> dict | None:
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps_per_epoch, args))
 
-    start_epoch, best_val_acc = 0, -1.0
+    start_epoch, best_val_acc, partial = 0, -1.0, None
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         start_epoch, best_val_acc = checkpoint["epoch"] + 1, checkpoint["best_val_acc"]
+        partial = checkpoint.get("partial")
         if writes:
-            print(f"Resuming {out} after epoch {start_epoch} (best val acc {best_val_acc:.4f})")
+            within = f", {partial['progress']['batches']} batches into epoch {start_epoch + 1}" if partial else ""
+            print(f"Resuming {out} after epoch {start_epoch}{within} (best val acc {best_val_acc:.4f})")
     history = _read_history(out / "history.csv", start_epoch)
+
+    def checkpoint_state(epochs_done: int, partial_epoch: dict | None = None) -> dict:
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "epoch": epochs_done - 1, "best_val_acc": best_val_acc, "args": vars(args),
+                "partial": partial_epoch}  # fmt: skip
 
     for epoch in range(start_epoch, args.epochs):
         started = time.time()
         torch.manual_seed(args.seed * 100_003 + epoch)
-        sampler.set_epoch(epoch)
-        lr = optimizer.param_groups[0]["lr"]
-        train_stats = train_one_epoch(trained, train_loader, optimizer, scheduler, device, epoch, args, max_batches)
-        train_seconds = time.time() - started
+        lr, resume = optimizer.param_groups[0]["lr"], None
+        if partial is not None:  # continue the epoch where its mid-epoch checkpoint left it
+            lr, progress = partial["lr"], partial["progress"]
+            resume = (
+                EpochProgress(**progress) if writes else EpochProgress(progress["batches"], seconds=progress["seconds"])
+            )
+            torch.set_rng_state(partial["rng"])  # dropout's random numbers go on as they would have
+            partial = None
+        sampler.set_epoch(epoch, resume.batches if resume else 0)
+
+        def save_within_epoch(progress: EpochProgress, epoch=epoch, lr=lr) -> None:
+            if writes:
+                state = checkpoint_state(
+                    epoch, {"lr": lr, "progress": progress.state_dict(), "rng": torch.get_rng_state()}
+                )
+                write_atomic(checkpoint_path, lambda tmp: torch.save(state, tmp))
+
+        train_stats = train_one_epoch(
+            trained, train_loader, optimizer, scheduler, device, epoch, args, max_batches, resume=resume,
+            on_checkpoint=save_within_epoch, checkpoint_seconds=60 * args.checkpoint_minutes,
+        )  # fmt: skip
+        train_seconds = time.time() - started + (resume.seconds if resume else 0.0)
         if writes:  # validation, history and checkpoints: the first process alone, while the others wait
             val_stats = evaluate(
                 model, eval_loaders["val"], device, args, desc=f"epoch {epoch + 1} val", max_batches=max_batches
             )
-            history.append(history_row(epoch, lr, train_stats, val_stats, time.time() - started, train_seconds))
+            epoch_seconds = time.time() - started + (resume.seconds if resume else 0.0)
+            history.append(history_row(epoch, lr, train_stats, val_stats, epoch_seconds, train_seconds))
             save_csv_atomic(history, out / "history.csv")
             if val_stats["model"]["acc"] > best_val_acc:
                 best_val_acc = val_stats["model"]["acc"]
                 _save_model_atomic(model, out / "best", split_path)
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "epoch": epoch, "best_val_acc": best_val_acc,
-                     "args": vars(args)}  # fmt: skip
+            state = checkpoint_state(epoch + 1)
             write_atomic(checkpoint_path, lambda tmp, state=state: torch.save(state, tmp))
             print(
                 f"epoch {epoch + 1}/{args.epochs}: loss {train_stats['loss']:.3f} train acc {train_stats['model']['acc']:.4f} "
