@@ -151,7 +151,8 @@ def export(name: str, run_dir: Path, output_dir: Path) -> None:
         "train_images_per_second": round(train_images * len(history) / train_seconds, 1)
         if train_images and math.isfinite(train_seconds) and train_seconds > 0
         else None,
-        "command": "python -m training.train " + " ".join(map(_portable, args.get("argv", [])[1:])),
+        "command": "python -m training.train "
+        + " ".join(_portable(a) for a in args.get("argv", [])[1:] if a != "--resume"),  # the recipe, not the restart
         "test": json.loads((run_dir / "test_metrics.json").read_text()),
     }
     save_json_atomic(metadata, target / "metadata.json")
