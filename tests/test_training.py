@@ -193,6 +193,7 @@ def test_resume_within_an_epoch_gives_the_uninterrupted_result(folder_data, fini
     monkeypatch.undo()
     checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
     assert checkpoint["epoch"] == -1 and checkpoint["partial"]["progress"]["batches"] == 2  # inside epoch 1
+    assert experiments.run_status(run, 2) == "0 of 2 epochs done, 2 batches into epoch 1: resumable"
 
     train(train_args(folder_data, run, "--epochs", "2", "--resume"))
     assert history_without_times(run) == history_without_times(finished_run)
@@ -341,6 +342,9 @@ def test_experiment_grid_exports_histories_and_skips_finished_runs(folder_data, 
     capsys.readouterr()
     experiments.main(experiments.get_args_parser().parse_args(argv))
     assert "finished already, skipped" in capsys.readouterr().out
+    experiments.main(experiments.get_args_parser().parse_args([*argv[:4], "--epochs", "4", "--status"]))
+    assert capsys.readouterr().out.splitlines() == [f"{name}: {'finished' if name == 'size224-batch16-lr0.01' else 'not started'}"
+                                                    for name in experiments.RUNS]  # fmt: skip
 
 
 def test_a_reduced_budget_keeps_every_class_share(folder_data):

@@ -7,6 +7,8 @@
     # run's metadata; about 7 hours on a 2-core CPU, resumable):
     python -m training.experiments --data ../shared/data/stanford-cars-train --epochs 6 --lr-milestones 4 5 \
         --backbone-init ../shared/weights/mobilenet_v2_imagenet.safetensors --runs-dir ~/autospecnet-runs/grid-6ep
+    # how far each run has come (finished, epochs and batches done, not started):
+    python -m training.experiments --epochs 6 --runs-dir ~/autospecnet-runs/grid-6ep --status
 
 Six runs cover the three comparisons: image size 224 vs 400 (batch 32, lr 0.01); batch
 16/32/64 (224 px, lr 0.01); learning rate 0.005/0.01/0.05 (400 px, batch 32). Each trains
@@ -78,7 +80,23 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--nproc-per-node", type=int, default=1, help="processes (GPUs) per run: above 1, each run starts with torchrun"
     )
     p.add_argument("--dry-run", action="store_true", help="a few batches per run, to check the pipeline")
+    p.add_argument("--status", action="store_true", help="say how far each run has come, and train nothing")
     return p
+
+
+def run_status(run_dir: Path, epochs: int) -> str:
+    """Where a run stands: finished, how far it came (from its checkpoint), or not started."""
+    if (run_dir / "test_metrics.json").is_file():
+        return "finished"
+    if not (run_dir / "checkpoint.pt").is_file():
+        return "not started"
+    import torch
+
+    checkpoint = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    done, partial = checkpoint["epoch"] + 1, checkpoint.get("partial")
+    within = f", {partial['progress']['batches']} batches into epoch {done + 1}" if partial else ""
+    best = f" (best val acc {checkpoint['best_val_acc']:.4f})" if checkpoint["best_val_acc"] >= 0 else ""
+    return f"{done} of {epochs} epochs done{within}{best}: resumable"
 
 
 def run_argv(name: str, args) -> list[str]:
@@ -170,6 +188,10 @@ def _portable(value):
 
 
 def main(args) -> None:
+    if args.status:
+        for name in args.only or RUNS:
+            print(f"{name}: {run_status(Path(args.runs_dir) / name, args.epochs)}")
+        return
     output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(args.epochs, args.subset)
     output_dir.mkdir(parents=True, exist_ok=True)
     save_json_atomic({"runs": RUNS, "comparisons": COMPARISONS, "paper": PAPER}, output_dir / "grid.json")
