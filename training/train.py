@@ -309,13 +309,17 @@ def _train(args, device: torch.device) -> dict | None:
                 EpochProgress(**progress) if writes else EpochProgress(progress["batches"], seconds=progress["seconds"])
             )
             torch.set_rng_state(partial["rng"])  # dropout's random numbers go on as they would have
+            if partial.get("cuda_rng") is not None and device.type == "cuda":
+                torch.cuda.set_rng_state(partial["cuda_rng"], device)
             partial = None
         sampler.set_epoch(epoch, resume.batches if resume else 0)
 
         def save_within_epoch(progress: EpochProgress, epoch=epoch, lr=lr) -> None:
             if writes:
+                cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
                 state = checkpoint_state(
-                    epoch, {"lr": lr, "progress": progress.state_dict(), "rng": torch.get_rng_state()}
+                    epoch,
+                    {"lr": lr, "progress": progress.state_dict(), "rng": torch.get_rng_state(), "cuda_rng": cuda_rng},
                 )
                 write_atomic(checkpoint_path, lambda tmp: torch.save(state, tmp))
 
