@@ -494,9 +494,10 @@ def test_gradients_of_two_processes_are_those_of_one(tmp_path):
     script.write_text(GRADIENTS)
     subprocess.run([sys.executable, str(script), str(tmp_path / "one.pt")], cwd=ROOT, check=True,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    str(script), str(tmp_path / "two.pt")], cwd=ROOT, check=True, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    two_processes = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                                    "2", str(script), str(tmp_path / "two.pt")], cwd=ROOT, capture_output=True,
+                                   text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert two_processes.returncode == 0, two_processes.stderr[-3000:]  # say why, if torchrun fails
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     for name in one:
         torch.testing.assert_close(one[name], two[name], rtol=1e-4, atol=1e-6, msg=name)
