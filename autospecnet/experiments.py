@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from autospecnet.heads import history_column
-from autospecnet.optional_files import read_json
+from autospecnet.optional_files import is_count, read_json
 
 log = logging.getLogger("autospecnet")
 SETTING_NAMES = {"image_size": "{} px", "batch_size": "batch {}", "lr": "lr {}"}
@@ -39,7 +39,7 @@ class ExperimentRun:
     @property
     def val_images(self) -> int | None:
         count = self.metadata.get("data", {}).get("parts", {}).get("val")
-        return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else None
+        return count if is_count(count) and count > 0 else None
 
     def summary(self) -> dict:
         m, budget, hp = self.metadata, self.metadata.get("budget", {}), self.metadata.get("hyperparameters", {})

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autospecnet.heads import HEADS
-from autospecnet.optional_files import inside, read_json
+from autospecnet.optional_files import inside, is_count, read_json
 
 DATA_ENV = "AUTOSPECNET_DATA"
 log = logging.getLogger("autospecnet")
@@ -96,8 +96,7 @@ def _mistakes(raw) -> dict[str, list[Mistake]]:
             if isinstance(e, dict)
             and isinstance(e.get("true"), str)
             and isinstance(e.get("predicted"), str)
-            and isinstance(e.get("count"), int)
-            and not isinstance(e.get("count"), bool)
+            and is_count(e.get("count"))
             and e["count"] > 0
         ]
     return result
@@ -106,7 +105,7 @@ def _mistakes(raw) -> dict[str, list[Mistake]]:
 def _counts(raw) -> dict[str, int]:
     if not isinstance(raw, dict):
         return {}
-    return {h: n for h, n in raw.items() if h in HEADS and isinstance(n, int) and not isinstance(n, bool) and n >= 0}
+    return {h: n for h, n in raw.items() if h in HEADS and is_count(n)}
 
 
 def load_gallery(manifest: Path, model_folder: Path | None = None, data_dir: str | None = None) -> Gallery | None:

@@ -36,6 +36,11 @@ def _fraction(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= 1
 
 
+def is_count(value) -> bool:
+    """A whole number of things, 0 or more (JSON's true and false are not counts)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def read_test_metrics(folder: Path) -> dict | None:
     """``test_metrics.json`` when it holds an accuracy between 0 and 1 for each of the four heads."""
     metrics = read_json(folder / "test_metrics.json")

@@ -327,13 +327,13 @@ def _train(args, device: torch.device) -> dict | None:
             trained, train_loader, optimizer, scheduler, device, epoch, args, max_batches, resume=resume,
             on_checkpoint=save_within_epoch, checkpoint_seconds=60 * args.checkpoint_minutes,
         )  # fmt: skip
-        train_seconds = time.time() - started + (resume.seconds if resume else 0.0)
+        started -= resume.seconds if resume else 0.0  # the epoch's time before the restart counts too
+        train_seconds = time.time() - started
         if writes:  # validation, history and checkpoints: the first process alone, while the others wait
             val_stats = evaluate(
                 model, eval_loaders["val"], device, args, desc=f"epoch {epoch + 1} val", max_batches=max_batches
             )
-            epoch_seconds = time.time() - started + (resume.seconds if resume else 0.0)
-            history.append(history_row(epoch, lr, train_stats, val_stats, epoch_seconds, train_seconds))
+            history.append(history_row(epoch, lr, train_stats, val_stats, time.time() - started, train_seconds))
             save_csv_atomic(history, out / "history.csv")
             if val_stats["model"]["acc"] > best_val_acc:
                 best_val_acc = val_stats["model"]["acc"]
