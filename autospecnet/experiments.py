@@ -20,6 +20,7 @@ from autospecnet.optional_files import is_count, read_json
 log = logging.getLogger("autospecnet")
 SETTING_NAMES = {"image_size": "{} px", "batch_size": "batch {}", "lr": "lr {}"}
 Z_95 = 1.96
+UNEVEN_EPOCHS = 1.3  # slowest over fastest epoch beyond which other work evidently shared the machine
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,20 @@ class ExperimentRun:
     def best(self, head: str = "model", metric: str = "acc") -> float | None:
         column = history_column("val", head, metric)
         return float(self.history[column].max()) if column in self.history and len(self.history) else None
+
+    @property
+    def epoch_minutes(self) -> tuple[float, float] | None:
+        """The fastest and the slowest epoch (training and validation), in minutes."""
+        if "epoch_time" not in self.history:
+            return None
+        seconds = pd.to_numeric(self.history["epoch_time"], errors="coerce").dropna()
+        return (seconds.min() / 60, seconds.max() / 60) if len(seconds) and seconds.min() > 0 else None
+
+    @property
+    def uneven_epochs(self) -> bool:
+        """Epochs of the same work that took very different times: the run shared its machine, so its wall
+        time is an upper bound of what the recipe costs there."""
+        return self.epoch_minutes is not None and self.epoch_minutes[1] > UNEVEN_EPOCHS * self.epoch_minutes[0]
 
     @property
     def val_images(self) -> int | None:
@@ -56,6 +71,7 @@ class ExperimentRun:
             "test acc": test.get("model", {}).get("accuracy"),
             "img/s": m.get("train_images_per_second"),
             "wall time (min)": round(m["wall_seconds"] / 60, 1) if m.get("wall_seconds") else None,
+            "epoch (min)": "{:.1f}–{:.1f}".format(*self.epoch_minutes) if self.epoch_minutes else None,
             "hardware": m.get("hardware"),
         }
 

@@ -70,6 +70,13 @@ by_time.plotly_chart(
     charts.history_curves(histories, head, parts, metric, x="minutes", reference=reference), key="curves-time"
 )
 by_time.caption("Minutes of training and validation per run, as measured on the hardware in each run's metadata.")
+uneven = [f"{name} ({low:.1f}–{high:.1f} min an epoch)" for name in selected
+          if experiments.runs[name].uneven_epochs for low, high in [experiments.runs[name].epoch_minutes]]  # fmt: skip
+if uneven:
+    by_time.caption(
+        "Epochs of very different lengths: the machine was also doing other work, so these runs' times are upper "
+        f"bounds: {'; '.join(uneven)}."
+    )
 
 st.subheader("Runs")
 percent = st.column_config.NumberColumn(format="percent")

@@ -23,12 +23,12 @@ def jpeg(seed: int, size=(160, 90)) -> bytes:
     return buffer.getvalue()
 
 
-def history_csv(final_val: float, epochs: int = 3, epoch_seconds: float = 60) -> str:
+def history_csv(final_val: float, epoch_seconds: tuple[float, ...] = (60, 60, 60)) -> str:
     lines = ["epoch," + ",".join(history_column(part, h, m) for part in ("train", "val")
                                  for h in HEADS for m in ("acc", "precision", "recall")) + ",epoch_time"]  # fmt: skip
-    for epoch in range(1, epochs + 1):
-        value = final_val * epoch / epochs
-        lines.append(f"{epoch}," + ",".join(f"{value:.3f}" for _ in range(24)) + f",{epoch_seconds}")
+    for epoch, seconds in enumerate(epoch_seconds, 1):
+        value = final_val * epoch / len(epoch_seconds)
+        lines.append(f"{epoch}," + ",".join(f"{value:.3f}" for _ in range(24)) + f",{seconds}")
     return "\n".join(lines) + "\n"
 
 
@@ -58,9 +58,10 @@ def app_model_dir(random_model_dir, tmp_path_factory):
 
     experiments = folder / "experiments"
     runs = {"size224-batch32-lr0.01": 0.4, "size400-batch32-lr0.01": 0.5}
+    epoch_seconds = {"size224-batch32-lr0.01": (60, 66, 60), "size400-batch32-lr0.01": (60, 150, 90)}
     for name, final in runs.items():
         (experiments / name).mkdir(parents=True)
-        (experiments / name / "history.csv").write_text(history_csv(final))
+        (experiments / name / "history.csv").write_text(history_csv(final, epoch_seconds[name]))
         metadata = {"budget": {"epochs": 3, "subset": 0.2, "full_protocol": False}, "hardware": "CPU: test",
                     "data": {"parts": {"val": 2000}}}  # fmt: skip
         (experiments / name / "metadata.json").write_text(json.dumps(metadata))
@@ -188,6 +189,8 @@ def test_experiments_page_shows_curves_and_the_budget(app):
     assert claims[2].endswith("Here, at 3 epochs: not run yet (lr 0.005, lr 0.05).")
     over_time = json.loads(app.get("plotly_chart")[1].proto.spec)
     assert over_time["layout"]["xaxis"]["title"]["text"].startswith("wall-clock minutes")
+    upper_bounds = [c.value for c in app.caption if "upper bounds" in c.value]
+    assert len(upper_bounds) == 1 and upper_bounds[0].endswith(": size400-batch32-lr0.01 (1.0–2.5 min an epoch).")
     assert {trace["legendgroup"].split(",")[0] for trace in over_time["data"]} >= {"size224-batch32-lr0.01",
                                                                                    "size400-batch32-lr0.01"}  # fmt: skip
     figure = json.loads(app.get("plotly_chart")[0].proto.spec)
@@ -198,7 +201,8 @@ def test_experiments_page_shows_curves_and_the_budget(app):
     app.segmented_control[0].set_value("batch size").run()
     figure = json.loads(app.get("plotly_chart")[0].proto.spec)
     assert {trace["legendgroup"].split(",")[0] for trace in figure["data"]} == {"size224-batch32-lr0.01"}
-    assert len(app.dataframe[0].value) == 2
+    runs_table = app.dataframe[0].value
+    assert list(runs_table["epoch (min)"]) == ["1.0–1.1", "1.0–2.5"]
 
 
 def test_about_page_shows_the_model_card(app):
