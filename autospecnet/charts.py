@@ -64,8 +64,8 @@ def history_curves(
         yaxis={"tickformat": ".0%", "title": f"{HEAD_TITLES.get(head, head)} {METRIC_NAMES[metric]}", "rangemode": "tozero"},
         xaxis={"title": "epoch" if x == "epoch" else "wall-clock minutes (training and validation)",
                **({"dtick": 1} if x == "epoch" else {})},
-        legend={"title": None},
+        legend={"title": None, "orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},  # long run names: below
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        height=460,
+        height=520,
     )  # fmt: skip
     return figure

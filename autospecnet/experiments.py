@@ -61,14 +61,14 @@ class ExperimentRun:
         test = m.get("test", {}).get("heads", {})
         return {
             "run": self.name,
+            "best val acc": self.best(),
+            "test acc": test.get("model", {}).get("accuracy"),
             "image size": hp.get("image_size"),
             "batch": hp.get("batch_size"),
             "lr": hp.get("lr"),
             "lr milestones": " ".join(map(str, hp.get("lr_milestones") or [])) or None,
             "epochs": budget.get("epochs"),
             "training images": budget.get("train_images"),
-            "best val acc": self.best(),
-            "test acc": test.get("model", {}).get("accuracy"),
             "img/s": m.get("train_images_per_second"),
             "wall time (min)": round(m["wall_seconds"] / 60, 1) if m.get("wall_seconds") else None,
             "epoch (min)": "{:.1f}–{:.1f}".format(*self.epoch_minutes) if self.epoch_minutes else None,
