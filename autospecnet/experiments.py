@@ -97,23 +97,37 @@ class Finding:
         ranked = sorted(self.accuracies, key=self.accuracies.get, reverse=True)
         return ranked[1] if self.winner and len(ranked) > 1 else None
 
+    def noise_between(self, first: str, second: str) -> float | None:
+        """Half-width of the 95 % interval of the difference of two runs' accuracies that sampling the validation
+        images alone gives (two independent proportions: conservative, as both runs are measured on the same
+        images); None when the runs do not say how many images they were measured on."""
+        if first not in self.val_images or second not in self.val_images:
+            return None
+        variance = sum(self.accuracies[r] * (1 - self.accuracies[r]) / self.val_images[r] for r in (first, second))
+        return Z_95 * math.sqrt(variance)
+
     @property
     def noise(self) -> float | None:
-        """Half-width of the 95 % interval of the lead of the winner over the runner-up that sampling the
-        validation images alone gives (two independent proportions: conservative, as both runs are measured on
-        the same images); None when the runs do not say how many images they were measured on."""
-        runs = [self.winner, self.runner_up]
-        if None in runs or any(r not in self.val_images for r in runs):
-            return None
-        variance = sum(self.accuracies[r] * (1 - self.accuracies[r]) / self.val_images[r] for r in runs)
-        return Z_95 * math.sqrt(variance)
+        """The sampling noise of the winner's lead over the runner-up."""
+        return self.noise_between(self.winner, self.runner_up) if self.runner_up else None
+
+    def lead_over(self, run: str) -> float:
+        return self.accuracies[self.winner] - self.accuracies[run]
+
+    @property
+    def clearly_behind(self) -> list[str]:
+        """When the first two are too close to call: the other runs, whose gap to the winner is beyond the noise."""
+        if self.outcome != "too close":
+            return []
+        others = [r for r in self.accuracies if r not in (self.winner, self.runner_up)]
+        return [r for r in others if (noise := self.noise_between(self.winner, r)) and self.lead_over(r) > noise]
 
     @property
     def outcome(self) -> str:
         """ "waiting" (runs missing), "too close" (the lead is within the noise), "same" or "opposite" (to the paper)."""
         if self.winner is None:
             return "waiting"
-        if self.noise is not None and self.accuracies[self.winner] - self.accuracies[self.runner_up] <= self.noise:
+        if self.noise is not None and self.lead_over(self.runner_up) <= self.noise:
             return "too close"
         return "same" if self.winner == self.paper_winner else "opposite"
 
@@ -130,12 +144,16 @@ class Finding:
             "too close": "too close to call",
         }[self.outcome]
         if self.noise is not None:
-            lead = self.accuracies[self.winner] - self.accuracies[self.runner_up]
             images = self.val_images[self.winner]
             relation = "within" if self.outcome == "too close" else "beyond"
             verdict += (
-                f" (a lead of {lead * 100:.1f} points over {self.labels[self.runner_up]}, {relation} the "
-                f"±{self.noise * 100:.1f} points that sampling {images:,} validation images alone gives)"
+                f" (a lead of {self.lead_over(self.runner_up) * 100:.1f} points over {self.labels[self.runner_up]}, "
+                f"{relation} the ±{self.noise * 100:.1f} points that sampling {images:,} validation images alone gives)"
+            )
+        for run in self.clearly_behind:
+            verdict += (
+                f"; {self.labels[run]} is clearly behind ({self.lead_over(run) * 100:.1f} points, beyond "
+                f"±{self.noise_between(self.winner, run) * 100:.1f})"
             )
         return f"Here, at {budget}: {reached} (best validation accuracy) — {verdict}."
 

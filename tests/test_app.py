@@ -1,5 +1,6 @@
 """The Streamlit app, page by page, through streamlit.testing's AppTest."""
 
+import dataclasses
 import io
 import json
 import shutil
@@ -173,6 +174,21 @@ def test_a_lead_within_sampling_noise_is_too_close_to_call(images, outcome):
             "too close to call (a lead of 4.0 points over batch 32, within the ±11.3 points that sampling 100 "
             "validation images alone gives)."
         )
+
+
+def test_a_run_clearly_behind_two_that_are_too_close_is_named():
+    runs = ["size400-batch32-lr0.005", "size400-batch32-lr0.01", "size400-batch32-lr0.05"]
+    finding = Finding("learning rate", "lr 0.01 beats 0.005 and 0.05", runs[1],
+                      dict(zip(runs, (0.83, 0.84, 0.60), strict=True)),
+                      dict(zip(runs, ("lr 0.005", "lr 0.01", "lr 0.05"), strict=True)), [],
+                      dict.fromkeys(runs, 1219))  # fmt: skip
+    assert finding.outcome == "too close" and finding.clearly_behind == [runs[2]]
+    assert finding.sentence("6 epochs").endswith(
+        "too close to call (a lead of 1.0 points over lr 0.005, within the ±2.9 points that sampling 1,219 "
+        "validation images alone gives); lr 0.05 is clearly behind (24.0 points, beyond ±3.4)."
+    )
+    nearly_tied = dataclasses.replace(finding, accuracies=dict(zip(runs, (0.83, 0.84, 0.82), strict=True)))
+    assert nearly_tied.clearly_behind == []  # 2 points behind the winner: within the noise too
 
 
 def test_experiments_page_shows_curves_and_the_budget(app):
