@@ -4,7 +4,7 @@
     python -m training.experiments --data ../shared/data/stanford-cars-train --epochs 40
     python -m training.experiments --data ../shared/data/stanford-cars-train --epochs 40 --nproc-per-node 8
     # the reduced budget shipped in assets/experiments/6-epochs (the same for every run, recorded in each
-    # run's metadata; about 7 hours on a 2-core CPU, resumable):
+    # run's metadata; 7.7 hours of wall time on a 2-core CPU shared with other work, resumable):
     python -m training.experiments --data ../shared/data/stanford-cars-train --epochs 6 --lr-milestones 4 5 \
         --backbone-init ../shared/weights/mobilenet_v2_imagenet.safetensors --runs-dir ~/autospecnet-runs/grid-6ep
     # how far each run has come (finished, epochs and batches done, not started):
