@@ -120,7 +120,9 @@ class Finding:
         if self.outcome != "too close":
             return []
         others = [r for r in self.accuracies if r not in (self.winner, self.runner_up)]
-        return [r for r in others if (noise := self.noise_between(self.winner, r)) and self.lead_over(r) > noise]
+        return [
+            r for r in others if (noise := self.noise_between(self.winner, r)) is not None and self.lead_over(r) > noise
+        ]
 
     @property
     def outcome(self) -> str:

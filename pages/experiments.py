@@ -70,8 +70,8 @@ by_time.plotly_chart(
     charts.history_curves(histories, head, parts, metric, x="minutes", reference=reference), key="curves-time"
 )
 by_time.caption("Minutes of training and validation per run, as measured on the hardware in each run's metadata.")
-uneven = [f"{name} ({low:.1f}–{high:.1f} min an epoch)" for name in selected
-          if experiments.runs[name].uneven_epochs for low, high in [experiments.runs[name].epoch_minutes]]  # fmt: skip
+uneven_runs = [experiments.runs[name] for name in selected if experiments.runs[name].uneven_epochs]
+uneven = ["{} ({:.1f}–{:.1f} min an epoch)".format(run.name, *run.epoch_minutes) for run in uneven_runs]
 if uneven:
     by_time.caption(
         "Epochs of very different lengths: the machine was also doing other work, so these runs' times are upper "
