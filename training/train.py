@@ -93,6 +93,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--subset", type=float, default=1.0, help="fraction of the training part to use (reduced budgets)")
     p.add_argument("--crop", action="store_true", help="official layout: crop images to their bounding boxes")
     p.add_argument("--backbone-init", default="imagenet", help=BACKBONE_INIT_HELP)
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="warm start: a trained model folder (config.json + model.safetensors, e.g. assets/model) whose "
+        "weights, heads included, start this run at its own --image-size (progressive resizing); its split.json "
+        "is reused, so that no image of its training part reaches this run's validation or test part",
+    )
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader worker processes")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
@@ -169,6 +176,20 @@ def _save_model_atomic(model: AutoSpecNet, folder: Path, split_path: Path) -> No
     replace_folder_atomic(folder, fill)
 
 
+def _check_warm_start_split(donor: Path, split: dict) -> None:
+    """A warm start must keep its donor's validation and test images out of its training part."""
+    donor_split = donor / "split.json"
+    if not donor_split.is_file():
+        raise SystemExit(f"--init-from {donor}: no split.json, so its training images are unknown")
+    seen = set(json.loads(donor_split.read_text())["train"])
+    leaked = sorted(seen & (set(split["val"]) | set(split["test"])))
+    if leaked:
+        raise SystemExit(
+            f"--init-from {donor}: {len(leaked)} of its training images are in this run's validation or test "
+            f"part (e.g. {leaked[0]}): use its split (drop --split)"
+        )
+
+
 def make_loaders(dataset, split: dict, args, device):
     labels = {sample.filename: sample.label for sample in dataset.samples}
     train_files = subset_files(split["train"], labels, args.subset, args.seed)
@@ -237,15 +258,24 @@ def _train(args, device: torch.device) -> dict | None:
         split = json.loads(Path(args.split).read_text())
     elif split_path.is_file() and checkpoint is not None:
         split = json.loads(split_path.read_text())
+    elif args.init_from and (Path(args.init_from) / "split.json").is_file():
+        split = json.loads((Path(args.init_from) / "split.json").read_text())
     else:
         split = make_split(dataset, seed=args.seed)
+    if args.init_from:
+        _check_warm_start_split(Path(args.init_from), split)
     if writes:
         save_json_atomic(split, split_path)
 
     taxonomy = Taxonomy.from_class_names(dataset.class_names)
     torch.manual_seed(args.seed)  # the heads' (and a 'none' backbone's) initial weights
     model = AutoSpecNet.from_taxonomy(taxonomy, image_size=args.image_size, dropout=args.dropout)
-    if checkpoint is None:
+    if checkpoint is None and args.init_from:
+        donor = AutoSpecNet.from_pretrained(args.init_from)
+        if donor.taxonomy.class_names != taxonomy.class_names:
+            raise SystemExit(f"--init-from {args.init_from}: its class names are not this dataset's")
+        model.load_state_dict(donor.state_dict())
+    elif checkpoint is None:
         try:
             init_backbone(model, args.backbone_init)
         except OSError as error:  # urllib's errors are OSErrors: offline, or the weights server unreachable
