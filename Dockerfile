@@ -21,7 +21,7 @@ RUN pip install --no-cache-dir -r requirements-serve.txt
 COPY --chown=user . .
 USER 1000
 # The car finder is downloaded (pinned URL, sha256 checked) while the image is built, never at start.
-RUN python -c "from autospecnet.detector import detector_path; print(detector_path())"
+RUN python -c "from autospecnet.finder import finder_path; print(finder_path())"
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \

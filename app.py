@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from autospecnet import ui
+from autospecnet.app import ui
 
 st.set_page_config(page_title="AutoSpecNet: what car is that?", page_icon="🚗", layout="wide")
 

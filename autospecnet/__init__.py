@@ -1,10 +1,11 @@
 """AutoSpecNet: recognise a car's make, body type, model year and full name from a photo.
 
-Serving (``Predictor``, ``Recognizer``, ``load_model``) imports no torch when the model runs on
+This package is the recognition library; ``autospecnet.app`` holds what only the apps use, and
+``autospecnet.records`` the layout of every file the project stores. Serving (``Predictor``, ``Recognizer``, ``load_model``) imports no torch when the model runs on
 ONNX Runtime; ``AutoSpecNet``, the torch network, is imported on first use.
 """
 
-from autospecnet.detector import CarFinder, DetectorUnavailableError
+from autospecnet.finder import CarFinder, FinderUnavailableError
 from autospecnet.heads import HEAD_TITLES, HEADS
 from autospecnet.images import ImageError, read_image
 from autospecnet.labels import CarLabel, LabelError, Taxonomy, parse_class_name
@@ -27,7 +28,7 @@ __all__ = [
     "Car",
     "CarFinder",
     "CarLabel",
-    "DetectorUnavailableError",
+    "FinderUnavailableError",
     "HeadPrediction",
     "HubUnreachableError",
     "ImageError",

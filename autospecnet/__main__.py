@@ -1,10 +1,15 @@
-"""Command line: ``python -m autospecnet predict PHOTO... [--model SOURCE] [--top-k K] [--json] [--whole]``.
+"""Command line: ``python -m autospecnet predict PHOTO... [--model SOURCE] [--top-k K] [--json] [--whole] [--explain]``.
 
 Each photo goes through the car finder (every car, largest first) and the classifier. With
 ``--json``, one JSON object a line per photo (a stable format that other tools read):
 ``{"file": ..., "answer": "2012 BMW M3 Coupe", "heads": {"year": [{"label": ..., "prob": ...}, ...],
-"make": [...], "type": [...], "model": [...]}, "box": [x1, y1, x2, y2], "others": [{"box": ...,
-"answer": ..., "heads": ...}, ...]}`` for the main (largest) car and the others; ``"box": null``
+"make": [...], "type": [...], "model": [...]}, "sure": {"model": bool, "make": bool, "type": bool,
+"year": bool}, "box": [x1, y1, x2, y2], "others": [{"box": ..., "answer": ..., "heads": ...,
+"sure": ...}, ...]}`` for the main (largest) car and the others (``answer`` is the best guess;
+``sure`` says which heads' answers the model is sure of, all false for a model without fitted
+thresholds); with ``--explain`` each car also has ``"heatmaps": {"model": grid, "make": grid,
+"type": grid, "year": grid}``, each grid a list of rows, top to bottom, of floats from 0 to 1 over
+the car's crop, for that head's top answer; ``"box": null``
 when the whole photo was classified (``--whole``, or the finder unavailable);
 ``{"file": ..., "no_car": true, "message": "..."}`` for a photo without a car; and
 ``{"file": ..., "error": "..."}`` for a file that is not a readable photo.
@@ -23,8 +28,10 @@ from pathlib import Path
 from autospecnet.backends import BACKENDS
 from autospecnet.heads import DISPLAY_ORDER, HEAD_TITLES
 from autospecnet.images import PHOTO_TYPES, ImageError
-from autospecnet.recognise import PhotoResult
-from autospecnet.sources import MODEL_ENV, ModelLoadError, default_source, load_model
+from autospecnet.predict import EXPLAIN_UNAVAILABLE
+from autospecnet.recognise import PhotoResult, Recognizer
+from autospecnet.settings import MODEL_ENV
+from autospecnet.sources import ModelLoadError, default_source, load_model
 
 EXIT_PHOTO_FAILED = 1
 EXIT_MODEL_NOT_LOADED = 3
@@ -53,6 +60,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one JSON object per photo, one a line")
     predict.add_argument("--whole", action="store_true", help="classify each whole photo: skip the car finder")
     predict.add_argument(
+        "--explain", action="store_true", help="add each head's heatmap (where it looked) to every car in the JSON"
+    )
+    predict.add_argument(
         "--backend",
         choices=BACKENDS,
         default=None,
@@ -68,10 +78,14 @@ def _print_human(file: str, result: PhotoResult) -> None:
     for number, car in enumerate(result.cars, 1):
         where = f" at {list(car.box)}" if car.box else ""
         name = f"{file}" + (f" car {number}" if len(result.cars) > 1 else "")
-        print(f"{name}{where}: {car.prediction.answer} ({car.prediction.confidence:.1%})")
+        prediction = car.prediction
+        print(f"{name}{where}: {prediction.headline} (best guess: {prediction.answer}, {prediction.confidence:.1%})")
         for head in DISPLAY_ORDER:
-            labels = ", ".join(f"{p.label} {p.prob:.1%}" for p in car.prediction.heads[head].labels)
-            print(f"  {HEAD_TITLES[head]:<10} {labels}")
+            labels = ", ".join(f"{p.label} {p.prob:.1%}" for p in prediction.heads[head].labels)
+            mark = "sure " if prediction.heads[head].sure else "guess"
+            print(f"  {HEAD_TITLES[head]:<10} {mark} {labels}")
+    if result.cars and not result.cars[0].prediction.has_sure_rule:
+        print("  (this model has no fitted thresholds: every answer is a guess)")
 
 
 def expand_folders(paths: list[str]) -> list[str]:
@@ -89,18 +103,18 @@ def expand_folders(paths: list[str]) -> list[str]:
 
 
 def predict_command(args) -> int:
-    from autospecnet.predict import Predictor
-    from autospecnet.recognise import Recognizer, load_finder
-
     try:
-        predictor = Predictor(load_model(args.model or default_source()), backend=args.backend)
+        recognizer = Recognizer.from_loaded(
+            load_model(args.model or default_source()), backend=args.backend, use_finder=not args.whole
+        )
     except ModelLoadError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_MODEL_NOT_LOADED
-    finder, finder_error = (None, None) if args.whole else load_finder()
-    if finder_error:
-        print(f"note: {finder_error}", file=sys.stderr)
-    recognizer = Recognizer(predictor, finder, finder_error)
+    if recognizer.finder_error:
+        print(f"note: {recognizer.finder_error}", file=sys.stderr)
+    if args.explain and not recognizer.predictor.can_explain:
+        print(f"error: {EXPLAIN_UNAVAILABLE}", file=sys.stderr)
+        return EXIT_MODEL_NOT_LOADED
     failed = 0
     photos = expand_folders(args.photos)
     if not photos:
@@ -108,7 +122,9 @@ def predict_command(args) -> int:
         return EXIT_PHOTO_FAILED
     for file in photos:
         try:
-            result = recognizer.recognise(file, top_k=max(1, args.top_k), use_finder=not args.whole)
+            result = recognizer.recognise(
+                file, top_k=max(1, args.top_k), use_finder=not args.whole, explain=args.explain
+            )
         except ImageError as error:
             failed += 1
             if args.json:
@@ -124,7 +140,10 @@ def predict_command(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_args_parser().parse_args(argv)
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
+    if args.explain and not args.json:
+        parser.error("--explain adds heatmaps to the JSON: use it with --json")
     return predict_command(args)
 
 

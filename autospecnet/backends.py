@@ -4,7 +4,10 @@
   probabilities in one graph); no torch is imported. The default when the file and onnxruntime are there.
 - ``torch``: ``model.safetensors`` in an ``AutoSpecNet`` (BatchNorm folded, channels_last).
 
-Both take a batch of preprocessed images (N x 3 x S x S float32) and return each head's probabilities.
+Both take a batch of preprocessed images (N x 3 x S x S float32). ``run`` returns ``OUTPUTS``: each
+head's calibrated probabilities, its logits, the pooled features and the backbone's last feature map
+(a graph exported before these were added has the probabilities only: ``extras`` says which it has);
+``probabilities`` the probabilities alone.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from autospecnet.config import ModelConfig
-from autospecnet.heads import HEADS
+from autospecnet.heads import FEATURE_DIM, HEADS
 
 ONNX_FILE = "model.onnx"
 BACKENDS = ("onnxruntime", "torch")
+LOGITS = tuple(f"{head}_logits" for head in HEADS)
+EXTRAS = (*LOGITS, "features", "feature_map")  # N x labels, N x FEATURE_DIM, N x FEATURE_DIM x h x w
+OUTPUTS = (*HEADS, *EXTRAS)
 
 
 class BackendError(RuntimeError):
@@ -49,19 +55,27 @@ class OnnxBackend:
         except Exception as error:  # onnxruntime has its own exception types for unreadable graphs
             raise BackendError(f"its {ONNX_FILE} cannot be loaded ({str(error)[:300]})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        expected_outputs = {head: len(labels) for head, labels in config.vocabularies.items()}
-        actual_outputs = {o.name: o.shape[-1] for o in outputs}
+        sizes = {head: len(labels) for head, labels in config.vocabularies.items()}
+        expected = sizes | {f"{head}_logits": size for head, size in sizes.items()} | {"features": FEATURE_DIM}
+        actual = {o.name: o.shape[1] if len(o.shape) > 1 else None for o in outputs}
         if len(inputs) != 1 or list(inputs[0].shape[1:]) != [3, config.image_size, config.image_size]:
             raise BackendError(f"its {ONNX_FILE} does not take {config.image_size} px images as config.json says")
-        if actual_outputs != expected_outputs:
+        if set(actual) - set(OUTPUTS) or any(actual.get(name, size) != size for name, size in expected.items()):
             raise BackendError(f"the outputs of its {ONNX_FILE} do not match the labels of config.json")
+        if not set(HEADS) <= set(actual):
+            raise BackendError(f"its {ONNX_FILE} does not give the probabilities of every head")
+        self.extras = tuple(name for name in EXTRAS if name in actual)
         self.input_name = inputs[0].name
         self._lock = threading.Lock()  # parallel runs would only fight over the same cores
 
-    def probabilities(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        names = [*HEADS, *self.extras]
         with self._lock:
-            outputs = self.session.run(list(HEADS), {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
-        return dict(zip(HEADS, outputs, strict=True))
+            outputs = self.session.run(names, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        return dict(zip(names, outputs, strict=True))
+
+    def probabilities(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return {head: values for head, values in self.run(batch).items() if head in HEADS}
 
 
 class TorchBackend:
@@ -76,10 +90,20 @@ class TorchBackend:
         self.model = model.fused_for_inference().to(self.device, memory_format=torch.channels_last)
         self._lock = threading.Lock()
 
-    def probabilities(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    extras = EXTRAS
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
         tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         with torch.inference_mode(), self._lock:
-            logits = self.model(tensor.to(self.device, memory_format=torch.channels_last))
+            feature_map = self.model.backbone(tensor.to(self.device, memory_format=torch.channels_last))
+            features = self.model.pool(feature_map)
+            logits = self.model.heads_of(features)
             log_probs = self.model.log_probabilities(logits)
-        return {head: log_probs[head].exp().cpu().numpy() for head in HEADS}
+            outputs = {head: log_probs[head].exp() for head in HEADS}
+            outputs |= {f"{head}_logits": logits[head] for head in HEADS}
+            outputs |= {"features": features, "feature_map": feature_map.contiguous()}
+            return {name: value.float().cpu().numpy() for name, value in outputs.items()}
+
+    def probabilities(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return {head: values for head, values in self.run(batch).items() if head in HEADS}

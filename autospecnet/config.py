@@ -14,6 +14,8 @@ from pathlib import Path
 
 from autospecnet.heads import ATTRIBUTE_HEADS, HEADS
 from autospecnet.labels import LabelError, Taxonomy
+from autospecnet.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from autospecnet.sure import SureRule, SureRuleError
 
 CONFIG_FILE = "config.json"
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 1024
@@ -32,12 +34,12 @@ class ModelConfig:
     std: tuple[float, float, float]
     taxonomy: Taxonomy = field(repr=False)
     raw: dict = field(repr=False)  # the file as read: the torch model's constructor arguments
+    sure: SureRule | None = None  # when each head's answer is sure; None: the model has no fitted thresholds
 
     @property
     def vocabularies(self) -> dict[str, tuple[str, ...]]:
         """Each head's labels, in the order of its outputs."""
-        t = self.taxonomy
-        return {"model": t.class_names, "year": t.years, "make": t.makes, "type": t.body_types}
+        return self.taxonomy.vocabularies
 
     @classmethod
     def read(cls, folder: Path) -> ModelConfig:
@@ -60,9 +62,10 @@ class ModelConfig:
             taxonomy = Taxonomy.from_class_names([str(n) for n in raw["class_names"]])
         except LabelError as error:
             raise ConfigError(f"its class names do not parse ({error})") from None
-        given = tuple(tuple(raw.get(key, ())) for key in ("years", "makes", "body_types"))
-        if given != (taxonomy.years, taxonomy.makes, taxonomy.body_types):
-            raise ConfigError("its year, make and body-type vocabularies do not match its class names")
+        try:
+            taxonomy.check_vocabularies(*(raw.get(key, ()) for key in ("years", "makes", "body_types")))
+        except LabelError as error:
+            raise ConfigError(f"its {error}") from None
         image_size = raw.get("image_size", 224)
         if (
             not isinstance(image_size, int)
@@ -72,8 +75,8 @@ class ModelConfig:
             raise ConfigError(
                 f"its image_size {image_size!r} is not a whole number from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}"
             )
-        mean = _triple(raw.get("mean", [0.485, 0.456, 0.406]), "mean", low=-10.0)
-        std = _triple(raw.get("std", [0.229, 0.224, 0.225]), "std", low=1e-6)
+        mean = _triple(raw.get("mean", list(IMAGENET_MEAN)), "mean", low=-10.0)
+        std = _triple(raw.get("std", list(IMAGENET_STD)), "std", low=1e-6)
         for key, heads in (("temperatures", HEADS), ("marginal_weights", ATTRIBUTE_HEADS)):
             values = raw.get(key) or {}
             if not isinstance(values, dict) or set(values) - set(heads):
@@ -82,7 +85,11 @@ class ModelConfig:
             for head, value in values.items():
                 if not _number_in(value, low, high):
                     raise ConfigError(f"its {key}[{head!r}] = {value!r} is not a number from {low:g} to {high:g}")
-        return cls(taxonomy.class_names, image_size, mean, std, taxonomy, raw)
+        try:
+            sure = SureRule.from_config(raw.get("sure"), HEADS)
+        except SureRuleError as error:
+            raise ConfigError(str(error)) from None
+        return cls(taxonomy.class_names, image_size, mean, std, taxonomy, raw, sure)
 
 
 def _number_in(value, low: float, high: float) -> bool:

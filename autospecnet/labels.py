@@ -27,17 +27,8 @@ BODY_TYPES = ("Convertible", "Coupe", "Hatchback", "Minivan", "Pickup", "Sedan",
 
 MULTI_WORD_MAKES = ("AM General", "Aston Martin", "Land Rover")
 
-# The last word before the year, when it names the body type.
-_BODY_WORDS = {
-    "Convertible": "Convertible",
-    "Coupe": "Coupe",
-    "Hatchback": "Hatchback",
-    "Minivan": "Minivan",
-    "SUV": "SUV",
-    "Sedan": "Sedan",
-    "Van": "Van",
-    "Wagon": "Wagon",
-}
+# The last words before the year that name the body type.
+_BODY_WORDS = frozenset(BODY_TYPES) - {"Pickup"}
 _PICKUP_WORD = re.compile(r"^(Cab|SuperCab)$")
 
 # Names whose last word before the year is a trim, not a body type.
@@ -97,7 +88,7 @@ def parse_class_name(name: str) -> CarLabel:
     if name in BODY_TYPE_BY_NAME:
         body_type = BODY_TYPE_BY_NAME[name]
     elif last in _BODY_WORDS and len(model_words) > 1:
-        body_type = _BODY_WORDS[last]
+        body_type = last
         model_words = model_words[:-1]
     elif _PICKUP_WORD.match(last):
         body_type = "Pickup"
@@ -129,6 +120,16 @@ class Taxonomy:
             makes=tuple(sorted({label.make for label in labels}, key=str.casefold)),
             body_types=tuple(sorted({label.body_type for label in labels}, key=str.casefold)),
         )
+
+    @property
+    def vocabularies(self) -> dict[str, tuple[str, ...]]:
+        """Each head's labels, in the order of its outputs."""
+        return {"model": self.class_names, "year": self.years, "make": self.makes, "type": self.body_types}
+
+    def check_vocabularies(self, years, makes, body_types) -> None:
+        """``LabelError`` unless the given vocabularies (a config's) are the ones of these class names."""
+        if (tuple(years), tuple(makes), tuple(body_types)) != (self.years, self.makes, self.body_types):
+            raise LabelError("year, make and body-type vocabularies do not match its class names")
 
     def labels(self) -> list[CarLabel]:
         return [parse_class_name(n) for n in self.class_names]

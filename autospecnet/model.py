@@ -21,14 +21,13 @@ from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
 from safetensors.torch import load_file
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
+from torchvision.models import mobilenet_v2
 
-from autospecnet.heads import ATTRIBUTE_HEADS, HEADS
+from autospecnet.heads import ATTRIBUTE_HEADS, FEATURE_DIM, HEADS
 from autospecnet.labels import LabelError, Taxonomy
+from autospecnet.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-FEATURE_DIM = 1280
+PAPER_DROPOUT = 0.2  # before each head
 
 
 def _attribute_head(out_features: int, dropout: float) -> nn.Sequential:
@@ -55,15 +54,17 @@ class AutoSpecNet(
         image_size: int = 224,
         mean: list[float] = list(IMAGENET_MEAN),  # noqa: B006 - read only; the mixin records defaults
         std: list[float] = list(IMAGENET_STD),  # noqa: B006
-        dropout: float = 0.2,
+        dropout: float = PAPER_DROPOUT,
         temperatures: dict[str, float] | None = None,
         marginal_weights: dict[str, float] | None = None,
+        sure: dict | None = None,
     ):
         super().__init__()
         taxonomy = Taxonomy.from_class_names(class_names)
-        given = (tuple(years), tuple(makes), tuple(body_types))
-        if given != (taxonomy.years, taxonomy.makes, taxonomy.body_types):
-            raise LabelError("the config's year, make and body-type vocabularies do not match its class names")
+        try:
+            taxonomy.check_vocabularies(years, makes, body_types)
+        except LabelError as error:
+            raise LabelError(f"the config's {error}") from None
         self.taxonomy = taxonomy
         self.image_size = int(image_size)
         self.mean = tuple(mean)
@@ -73,6 +74,8 @@ class AutoSpecNet(
         # How much each attribute head listens to the 196-class head (0: its own logits alone, as in the
         # paper; 1: the class head's probabilities summed per attribute), also fitted by training.calibrate.
         self.marginal_weights = {head: float((marginal_weights or {}).get(head, 0.0)) for head in ATTRIBUTE_HEADS}
+        # When each head's answer is sure (autospecnet.sure), also fitted by training.calibrate; None: never.
+        self.sure = sure
 
         self.backbone = mobilenet_v2().features
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -93,7 +96,7 @@ class AutoSpecNet(
         )
 
     @classmethod
-    def from_taxonomy(cls, taxonomy: Taxonomy, image_size: int = 224, dropout: float = 0.2) -> AutoSpecNet:
+    def from_taxonomy(cls, taxonomy: Taxonomy, image_size: int = 224, dropout: float = PAPER_DROPOUT) -> AutoSpecNet:
         return cls(
             class_names=list(taxonomy.class_names),
             years=list(taxonomy.years),
@@ -103,12 +106,16 @@ class AutoSpecNet(
             dropout=dropout,
         )
 
-    def with_calibration(self, temperatures: dict[str, float], marginal_weights: dict[str, float]) -> AutoSpecNet:
-        """The same weights with other temperatures and marginal weights (recorded in config.json when saved)."""
+    def with_calibration(
+        self, temperatures: dict[str, float], marginal_weights: dict[str, float], sure: dict | None = None
+    ) -> AutoSpecNet:
+        """The same weights with other temperatures, marginal weights and "sure" rule (None: none), recorded in
+        config.json when saved."""
         config = {
             **self._hub_mixin_config,
             "temperatures": dict(temperatures),
             "marginal_weights": dict(marginal_weights),
+            "sure": sure,
         }
         model = type(self)(**config)
         model.load_state_dict(self.state_dict())
@@ -132,8 +139,7 @@ class AutoSpecNet(
     @property
     def vocabularies(self) -> dict[str, tuple[str, ...]]:
         """Each head's labels, in the order of its logits."""
-        t = self.taxonomy
-        return {"model": t.class_names, "year": t.years, "make": t.makes, "type": t.body_types}
+        return self.taxonomy.vocabularies
 
     def head_targets(self, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each head's targets for a batch of class indices: the class itself, and its year, make and body type."""
@@ -143,13 +149,16 @@ class AutoSpecNet(
     def head_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if not name.startswith("backbone.")]
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.pool(self.backbone(images))
+    def heads_of(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each head's logits for a batch of pooled backbone features (N x FEATURE_DIM)."""
         year = self.year_head(features)
         make = self.make_head(features)
         body_type = self.type_head(features)
         model = self.model_head(torch.cat([features, year, make, body_type], dim=1))
         return {"model": model, "year": year, "make": make, "type": body_type}
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.heads_of(self.pool(self.backbone(images)))
 
     def fused_for_inference(self) -> AutoSpecNet:
         """A copy in eval mode with every BatchNorm folded into the convolution before it: same outputs
@@ -195,24 +204,3 @@ class AutoSpecNet(
         model = cls(**model_kwargs)
         model.load_state_dict(load_file(weights_file, device=map_location), strict=strict)
         return model.eval()
-
-
-BACKBONE_INIT_HELP = (
-    "'imagenet' (torchvision's MobileNet_V2_Weights.IMAGENET1K_V2, downloaded on first use), "
-    "'none' (random), or a path to a safetensors state dict of torchvision's mobilenet_v2"
-)
-
-
-def init_backbone(model: AutoSpecNet, weights: str) -> None:
-    """Initialise the backbone: see ``BACKBONE_INIT_HELP``. The classifier of the donor is dropped."""
-    if weights == "none":
-        return
-    if weights == "imagenet":
-        donor = mobilenet_v2(weights=MobileNet_V2_Weights.IMAGENET1K_V2)
-    else:
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"backbone weights not found: {path} (expected {BACKBONE_INIT_HELP})")
-        donor = mobilenet_v2()
-        donor.load_state_dict(load_file(path), strict=True)
-    model.backbone.load_state_dict(donor.features.state_dict(), strict=True)

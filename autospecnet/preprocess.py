@@ -11,6 +11,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+# The ImageNet statistics every torchvision backbone is normalised with; config.json may name others.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 def to_model_input(image: Image.Image, image_size: int, mean, std) -> np.ndarray:
     """A 3 x size x size float32 array (channels first) of an RGB image."""

@@ -1,7 +1,7 @@
 """From a whole photo to named cars: find each car, crop it with a margin, classify it.
 
     from autospecnet.recognise import Recognizer
-    recognizer = Recognizer.from_source()          # the classifier and the car finder
+    recognizer = Recognizer.from_source()          # the classifier and the car finder (Recognizer.from_loaded: the same)
     result = recognizer.recognise("street.jpg")
     for number, car in enumerate(result.cars, 1):  # largest first, at most MAX_CARS
         print(number, car.box, car.prediction.answer)
@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from autospecnet.detector import MIN_SCORE, CarFinder, Detection, DetectorUnavailableError, zoomed_out
+from autospecnet.finder import MIN_SCORE, CarFinder, Detection, FinderUnavailableError, zoomed_out
 from autospecnet.images import MIN_SIDE, ImageSource, read_image
 from autospecnet.predict import Prediction, Predictor
+from autospecnet.sources import LoadedModel, load_model
 
 MAX_CARS = 5
 CROP_MARGIN = 0.0
@@ -77,25 +78,25 @@ def nameable(detection: Detection) -> bool:
 def find_cars(finder: CarFinder, image: Image.Image, min_score: float = MIN_SCORE) -> list[Detection]:
     """Nameable vehicles in the photo, largest first; when there is none, the photo is looked at again zoomed
     out (a close-up the finder misses)."""
-    detections = [d for d in finder.detect(image, min_score) if nameable(d)]
+    detections = [d for d in finder.find(image, min_score) if nameable(d)]
     if not detections:
-        detections = [d for d in detect_zoomed_out(finder, image, min_score) if nameable(d)]
+        detections = [d for d in find_zoomed_out(finder, image, min_score) if nameable(d)]
     return sorted(detections, key=lambda d: d.area, reverse=True)
 
 
-def detect_zoomed_out(finder: CarFinder, image: Image.Image, min_score: float = MIN_SCORE) -> list[Detection]:
+def find_zoomed_out(finder: CarFinder, image: Image.Image, min_score: float = MIN_SCORE) -> list[Detection]:
     """Vehicles found in the photo placed on a larger grey canvas, with their boxes in the photo's pixels."""
     canvas, dx, dy = zoomed_out(image, CLOSE_UP_PAD)
     return [
         Detection(_clip((d.box[0] - dx, d.box[1] - dy, d.box[2] - dx, d.box[3] - dy), image.size), d.score, d.label)
-        for d in finder.detect(canvas, min_score)
+        for d in finder.find(canvas, min_score)
     ]
 
 
 def _clip(box, size) -> tuple[float, float, float, float]:
     width, height = size
-    return (min(max(box[0], 0.0), width), min(max(box[1], 0.0), height),
-            min(max(box[2], 0.0), width), min(max(box[3], 0.0), height))  # fmt: skip
+    x1, y1, x2, y2 = box
+    return min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height)
 
 
 def pixel_box(box, size) -> Box:
@@ -120,20 +121,33 @@ class Recognizer:
         self.finder_error = finder_error  # why there is no finder, for a one-line notice
 
     @classmethod
-    def from_source(cls, source: str | None = None, backend: str | None = None, use_finder: bool = True) -> Recognizer:
-        predictor = Predictor.from_source(source, backend=backend)
+    def from_loaded(cls, loaded: LoadedModel, backend: str | None = None, use_finder: bool = True) -> Recognizer:
+        """The classifier of a loaded model on ``backend``, with the car finder when ``use_finder`` and it can
+        be had (else ``finder_error`` says why not): how the apps, the command line and the API assemble it."""
         finder, error = load_finder() if use_finder else (None, None)
-        return cls(predictor, finder, error)
+        return cls(Predictor(loaded, backend=backend), finder, error)
+
+    @classmethod
+    def from_source(cls, source: str | None = None, backend: str | None = None, use_finder: bool = True) -> Recognizer:
+        """``from_loaded`` for a model source: a folder, or a Hub repo ``owner/name[@rev]`` (default: the app's)."""
+        return cls.from_loaded(load_model(source), backend=backend, use_finder=use_finder)
 
     def recognise(
-        self, photo: Image.Image | ImageSource, top_k: int | None = 5, use_finder: bool = True, max_cars: int = MAX_CARS
+        self,
+        photo: Image.Image | ImageSource,
+        top_k: int | None = 5,
+        use_finder: bool = True,
+        max_cars: int = MAX_CARS,
+        explain: bool = False,
     ) -> PhotoResult:
+        """``explain``: also each car's heatmap per head, over its crop (``HeadPrediction.heatmap``)."""
         image = photo.convert("RGB") if isinstance(photo, Image.Image) else read_image(photo)
         if not use_finder or self.finder is None:
-            return PhotoResult(image, (Car(None, None, self.predictor.predict(image, top_k)),), finder_used=False)
+            prediction = self.predictor.predict(image, top_k, explain=explain)
+            return PhotoResult(image, (Car(None, None, prediction),), finder_used=False)
         detections = find_cars(self.finder, image)[:max_cars]
         crops = [image.crop(crop_box(d.box, image.size)) for d in detections]
-        predictions = self.predictor.predict_batch(crops, top_k) if crops else []
+        predictions = self.predictor.predict_batch(crops, top_k, explain=explain) if crops else []
         cars = tuple(
             Car(pixel_box(d.box, image.size), round(d.score, 4), p)
             for d, p in zip(detections, predictions, strict=True)
@@ -145,5 +159,5 @@ def load_finder(download: bool = True) -> tuple[CarFinder | None, str | None]:
     """(the car finder, None), or (None, a one-line reason) when it cannot be had."""
     try:
         return CarFinder.load(download=download), None
-    except DetectorUnavailableError as error:
+    except FinderUnavailableError as error:
         return None, f"{FINDER_UNAVAILABLE}: {error}"

@@ -26,17 +26,18 @@ import numpy as np
 
 from autospecnet.backends import BACKENDS, ONNX_FILE, BackendError, OnnxBackend, TorchBackend, default_backend
 from autospecnet.config import CONFIG_FILE, ConfigError, ModelConfig
+from autospecnet.heads import ATTRIBUTE_HEADS, FEATURE_DIM, HEAD_LAYERS
+from autospecnet.records.test_metrics import PartMetrics
+from autospecnet.settings import HUB_TIMEOUT_ENV, MODEL_ENV
+from autospecnet.sure import STATS_FILE
 
-MODEL_ENV = "AUTOSPECNET_MODEL"
-HUB_TIMEOUT_ENV = "AUTOSPECNET_HUB_TIMEOUT"
 DEFAULT_HUB_TIMEOUT_S = 30.0
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED_MODEL_DIR = ASSETS_DIR / "model"
 WEIGHTS_FILE = "model.safetensors"
-HUB_FILES = ["*.json", "*.safetensors", "*.onnx", "*.md", "*.csv"]
+HUB_FILES = ["*.json", "*.safetensors", "*.onnx", "*.md", "*.csv"]  # sure.safetensors too
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _REVISION = re.compile(r"^[\w][\w.\-/]{0,199}$")
-FEATURE_DIM = 1280
 
 
 class ModelLoadError(RuntimeError):
@@ -90,6 +91,12 @@ class LoadedModel:
                 f"The weights of {self.label} do not match its config.json: {detail[:400]}"
             ) from None
 
+    @functools.cached_property
+    def sure_stats(self) -> dict[str, np.ndarray]:
+        """What the "sure" rule's feature score compares with (``sure.safetensors``); empty when it needs none."""
+        rule = self.config.sure
+        return _read_sure_stats(self.folder, self.config, self.label) if rule and rule.needs_stats else {}
+
     def backend(self, name: str | None = None, device: str = "cpu"):
         """The network on ``name`` ("onnxruntime" or "torch"; default: ONNX Runtime when model.onnx is there)."""
         name = name or default_backend(self.folder)
@@ -104,14 +111,24 @@ class LoadedModel:
         except BackendError as error:
             raise ModelFilesError(f"The model {self.label}: {error}.") from None
         _check_outputs(backend, self.config, self.label)
+        needed = self.config.sure.outputs_needed if self.config.sure else ()
+        missing = [name for name in needed if name not in backend.extras]
+        if missing:
+            raise ModelFilesError(
+                f"The {ONNX_FILE} of {self.label} lacks the outputs its sure rule reads ({', '.join(missing)}): "
+                "export it again with python -m training.onnx_export."
+            )
         return backend
 
     @property
-    def test_metrics(self) -> dict | None:
+    def test_metrics(self) -> PartMetrics | None:
         """The model's per-head test metrics, if its folder has a readable ``test_metrics.json`` of this layout."""
-        from autospecnet.optional_files import read_test_metrics
+        return PartMetrics.read(self.folder)
 
-        return read_test_metrics(self.folder)
+    @property
+    def is_bundled(self) -> bool:
+        """Whether this is the model that comes with the app (whose gallery and experiments are bundled too)."""
+        return self.folder.resolve() == BUNDLED_MODEL_DIR.resolve()
 
 
 def default_source() -> str:
@@ -230,7 +247,32 @@ def _check_folder(folder: Path, label: str) -> ModelConfig:
     except ConfigError as error:
         raise ModelFilesError(f"The model {label} cannot be used: {error}.") from None
     _check_weights(folder / WEIGHTS_FILE, config, label)
+    if config.sure and config.sure.needs_stats:
+        _read_sure_stats(folder, config, label)
     return config
+
+
+def _read_sure_stats(folder: Path, config: ModelConfig, label: str) -> dict[str, np.ndarray]:
+    """``sure.safetensors``: finite class means, one per class (and a bank of training features for a
+    nearest-neighbour score), each FEATURE_DIM wide."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = folder / STATS_FILE
+    if not path.is_file():
+        raise ModelFilesError(f"The model {label} has no {STATS_FILE}, which its sure rule needs.")
+    try:
+        stats = load_file(path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelFilesError(f"The {STATS_FILE} of {label} is corrupt ({error}).") from None
+    shapes = {"class_means": (len(config.class_names), FEATURE_DIM)}
+    if config.sure.score.startswith("knn_cosine"):
+        shapes["knn_bank"] = (stats["knn_bank"].shape[0] if "knn_bank" in stats else 0, FEATURE_DIM)
+    for name, shape in shapes.items():
+        tensor = stats.get(name)
+        if tensor is None or tensor.shape != shape or not shape[0] or not np.isfinite(tensor).all():
+            raise ModelFilesError(f"The {STATS_FILE} of {label} holds no finite {name} of shape {shape}.")
+    return {name: stats[name].astype(np.float32) for name in shapes}
 
 
 def _check_weights(path: Path, config: ModelConfig, label: str) -> None:
@@ -243,12 +285,9 @@ def _check_weights(path: Path, config: ModelConfig, label: str) -> None:
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelFilesError(f"The {WEIGHTS_FILE} of {label} is corrupt ({error}).") from None
     sizes = {head: len(labels) for head, labels in config.vocabularies.items()}
-    expected = {
-        "year_head.1.weight": (sizes["year"], FEATURE_DIM),
-        "make_head.1.weight": (sizes["make"], FEATURE_DIM),
-        "type_head.1.weight": (sizes["type"], FEATURE_DIM),
-        "model_head.2.weight": (sizes["model"], FEATURE_DIM + sizes["year"] + sizes["make"] + sizes["type"]),
-    }
+    inputs = {head: FEATURE_DIM for head in ATTRIBUTE_HEADS}
+    inputs["model"] = FEATURE_DIM + sum(sizes[head] for head in ATTRIBUTE_HEADS)
+    expected = {f"{HEAD_LAYERS[head]}.weight": (sizes[head], inputs[head]) for head in HEAD_LAYERS}
     for name, shape in expected.items():
         if name not in tensors:
             raise ModelConfigMismatchError(f"The weights of {label} do not match its config.json: no {name}.")

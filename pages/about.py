@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from autospecnet import ui
-from autospecnet.model_card import card_body
+from autospecnet.app import ui
+from autospecnet.app.model_card import SURE_HEADING, about_sure, card_body
 
 ui.ensure_app_navigation()
 
@@ -25,6 +25,10 @@ elif card is None and (model.loaded.folder / "README.md").is_file():
     st.info("This model's card (README.md) could not be read.")
 elif card is None:
     st.info("This model has no model card (README.md).")
+if model.loaded.config.sure is None:
+    st.info("This model has no fitted thresholds, so it cannot say when it is sure: every answer is a guess.")
+elif SURE_HEADING not in (card or ""):
+    st.markdown(about_sure(model.loaded.folder))
 st.divider()
 st.markdown(
     "**Retrain and publish:** `python -m training.train --help`, then `python -m training.publish` "

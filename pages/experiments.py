@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from autospecnet import charts, ui
-from autospecnet.experiments import experiment_folders, find_experiments, load_experiments
-from autospecnet.heads import DISPLAY_ORDER, HEAD_LONG_TITLES, METRIC_NAMES
-from autospecnet.optional_files import read_json
+from autospecnet.app import charts, ui
+from autospecnet.app.experiments import bundled_reference, experiment_folders, find_experiments, load_experiments
+from autospecnet.heads import DISPLAY_ORDER, HEAD_LONG_TITLES
+from autospecnet.records.history import METRIC_NAMES, METRICS, PART_TITLES
 
 ui.ensure_app_navigation()
 
@@ -14,7 +14,7 @@ st.title("Experiments")
 st.caption("The paper's three comparisons, re-run with its recipe: accuracy over epochs and over time.")
 
 model = ui.app_model()
-root = find_experiments(model.loaded.folder if model.loaded else None, ui.ASSETS / "experiments")
+root = find_experiments(model.loaded.folder if model.loaded else None)
 budgets = experiment_folders(root) if root else {}
 if not budgets:
     st.info("No experiment runs are stored yet. Run `python -m training.experiments` (see the README).")
@@ -37,31 +37,33 @@ if reduced:
     )
 
 st.subheader("What the paper found, and what these runs say")
+OUTCOME_ICONS = {
+    "same": ":material/check_circle:",
+    "opposite": ":material/swap_horiz:",
+    "too close": ":material/balance:",
+    "waiting": ":material/hourglass_top:",
+}
 findings = experiments.findings()
 for finding in findings:
-    icon = {"same": ":material/check_circle:", "opposite": ":material/swap_horiz:",
-            "too close": ":material/balance:", "waiting": ":material/hourglass_top:"}  # fmt: skip
-    st.markdown(f"{icon[finding.outcome]} **{finding.question.capitalize()}.** Paper: {finding.paper_claim}. "
-                f"{finding.sentence(experiments.budget)}")  # fmt: skip
+    icon = OUTCOME_ICONS[finding.outcome]
+    st.markdown(
+        f"{icon} **{finding.question.capitalize()}.** Paper: {finding.paper_claim}. {finding.sentence(experiments.budget)}"
+    )
 
 choices = list(experiments.comparisons) + ["pick runs"]
-comparison = st.segmented_control("Comparison", choices, default=choices[0], required=True,
-                                  format_func=str.capitalize)  # fmt: skip
+comparison = st.segmented_control("Comparison", choices, default=choices[0], required=True, format_func=str.capitalize)
 if comparison == "pick runs":
     selected = st.multiselect("Runs", list(experiments.runs), default=list(experiments.runs)[:2])
 else:
     selected = experiments.comparisons[comparison]
 left, middle, right = st.columns(3)
 head = left.selectbox("Head", list(DISPLAY_ORDER), format_func=HEAD_LONG_TITLES.get)
-metric = middle.selectbox("Metric", ["acc", "precision", "recall"], format_func=METRIC_NAMES.get)
-parts = right.multiselect("Parts", ["train", "val"], default=["val"], format_func=charts.PART_TITLES.get)
+metric = middle.selectbox("Metric", list(METRICS), format_func=METRIC_NAMES.get)
+parts = right.multiselect("Parts", list(PART_TITLES), default=["val"], format_func=PART_TITLES.get)
 
-reference = None
-bundled = ui.ASSETS / "model"
-if (bundled / "history.csv").is_file() and st.toggle("Show the bundled model's training as a reference", value=True):
-    args = read_json(bundled / "training_args.json") or {}
-    label = f"bundled model (other recipe: {args.get('epochs', '?')} epochs, {args.get('augment', '?')} augmentation)"
-    reference = (label, pd.read_csv(bundled / "history.csv"))
+reference = bundled_reference()
+if reference and not st.toggle("Show the bundled model's training as a reference", value=True):
+    reference = None
 
 histories = {name: experiments.runs[name].history for name in selected}
 by_epoch, by_time = st.tabs(["Over epochs", "Over wall-clock time"])
@@ -80,8 +82,8 @@ if uneven:
 
 st.subheader("Runs")
 percent = st.column_config.NumberColumn(format="percent")
-st.dataframe(pd.DataFrame([run.summary() for run in experiments.runs.values()]), hide_index=True,
-             column_config={"best val acc": percent, "test acc": percent})  # fmt: skip
+summaries = pd.DataFrame([run.summary() for run in experiments.runs.values()])
+st.dataframe(summaries, hide_index=True, column_config={"best val accuracy": percent, "test accuracy": percent})
 for name, run in experiments.runs.items():
     with st.expander(f"{name}: metadata"):
-        st.json(run.metadata, expanded=False)
+        st.json(run.metadata.to_dict(), expanded=False)

@@ -3,10 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from autospecnet import ImageError, read_image, ui
-from autospecnet.gallery import DATA_ENV, find_manifest, load_gallery
+from autospecnet import ImageError, read_image
+from autospecnet.app import ui
+from autospecnet.app.gallery import find_manifest, load_gallery
 from autospecnet.heads import DISPLAY_ORDER, HEAD_TITLES
-from autospecnet.sources import BUNDLED_MODEL_DIR
+from autospecnet.settings import DATA_ENV
 
 ui.ensure_app_navigation()
 
@@ -18,8 +19,7 @@ st.title("Gallery")
 st.caption("Predictions of the model on held-out test crops it never saw in training, right and wrong.")
 
 model_folder = model.loaded.folder if model.loaded else None
-is_bundled = model_folder is not None and model_folder.resolve() == BUNDLED_MODEL_DIR.resolve()
-manifest = find_manifest(model_folder, ui.ASSETS / "gallery" / "gallery.json", is_bundled_model=is_bundled)
+manifest = find_manifest(model_folder, is_bundled_model=model.loaded is not None and model.loaded.is_bundled)
 if manifest is None:
     st.info("There is no gallery for this model. Make one with `python -m training.gallery` (see the README).")
     st.stop()
@@ -31,8 +31,9 @@ if gallery.skipped:
     st.caption(f"{gallery.skipped} gallery entries of another layout were skipped.")
 
 head = st.segmented_control("Head", list(DISPLAY_ORDER), format_func=HEAD_TITLES.get, default="model", required=True)
-outcome = st.segmented_control("Outcome", ["all", "right", "wrong"], default="all", required=True,
-                               format_func=str.capitalize)  # fmt: skip
+outcome = st.segmented_control(
+    "Outcome", ["all", "right", "wrong"], default="all", required=True, format_func=str.capitalize
+)
 items = gallery.select(head, None if outcome == "all" else outcome == "right")
 with_images = sum(gallery.image_path(item) is not None for item in items)
 if items and not with_images:
@@ -41,7 +42,7 @@ if items and not with_images:
         "Stanford Cars (the folder with `images/`), or use a model from the Hub that was published with "
         "its gallery thumbnails. The labels are shown below without them."
     )
-st.caption(f"{len(items)} predictions from {gallery.meta.get('images_evaluated', '?')} test images.")
+st.caption(f"{len(items)} predictions from {gallery.manifest.images_evaluated or '?'} test images.")
 
 for start in range(0, len(items), COLUMNS):
     for column, item in zip(st.columns(COLUMNS), items[start : start + COLUMNS], strict=False):
@@ -62,10 +63,11 @@ for start in range(0, len(items), COLUMNS):
 mistakes = gallery.mistakes.get(head)
 if mistakes:
     st.subheader("Most frequent mistakes")
-    evaluated, wrong = gallery.meta.get("images_evaluated"), gallery.wrong.get(head)
-    if isinstance(evaluated, int) and wrong is not None:
+    evaluated, wrong = gallery.manifest.images_evaluated, gallery.wrong.get(head)
+    if evaluated is not None and wrong is not None:
         st.caption(
-            f"{HEAD_TITLES[head]}: {wrong} mistake{'' if wrong == 1 else 's'} on {evaluated} test images; the most frequent:"
+            f"{HEAD_TITLES[head]}: {wrong} mistake{'' if wrong == 1 else 's'} on {evaluated} test images; "
+            "the most frequent:"
         )
     table = pd.DataFrame([{"true": m.true, "predicted as": m.predicted, "times": m.count} for m in mistakes])
     st.dataframe(table, hide_index=True)

@@ -5,7 +5,8 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from autospecnet import ImageError, charts, ui
+from autospecnet import ImageError
+from autospecnet.app import annotate, charts, ui
 from autospecnet.heads import HEAD_TITLES
 from autospecnet.images import MAX_FILE_BYTES, PHOTO_TYPES
 
@@ -33,7 +34,7 @@ uploads = st.file_uploader(
     accept_multiple_files=True,
     help=f"Up to {MAX_PHOTOS} photos at a time, {MAX_FILE_BYTES >> 20} MB each.",
 )
-options = st.columns(3)
+options = st.columns(4)
 use_finder = options[0].toggle(
     "Find the cars in each photo",
     value=model.recognizer.finder is not None,
@@ -41,7 +42,12 @@ use_finder = options[0].toggle(
     help="Off: the whole photo goes to the classifier, as for a photo already cropped to the car.",
 )
 use_camera = options[1].toggle("Take a photo with the camera", help="The browser asks for the camera only now.")
-top_k = options[2].select_slider("Labels per chart", options=[3, 5, 10], value=5)
+explain = options[2].toggle(
+    "Show what it looked at",
+    disabled=not model.recognizer.predictor.can_explain,
+    help="A heatmap over the car for each answer: where the evidence for it is.",
+)
+top_k = options[3].select_slider("Labels per chart", options=[3, 5, 10], value=5)
 shot = st.camera_input("Take a photo of a car") if use_camera else None
 
 photos = [(f.name, f.getvalue()) for f in uploads or []]
@@ -67,26 +73,47 @@ if not photos:
 
 def summary(car) -> str:
     heads = car.prediction.heads
-    return " · ".join(f"{HEAD_TITLES[h]}: **{heads[h].top.label}** ({heads[h].top.prob:.0%})" for h in ATTRIBUTES)
+    return " · ".join(
+        f"{HEAD_TITLES[h]}: **{heads[h].top.label}** ({heads[h].top.prob:.0%}{'' if heads[h].sure else ', a guess'})"
+        for h in ATTRIBUTES
+    )
 
 
 def result_row(name: str, number: int | None, car) -> dict:
-    heads = car.prediction.heads
+    prediction = car.prediction
+    heads = prediction.heads
+    where = " ".join(map(str, car.box)) if car.box else "whole photo"
+    answer = {
+        "answer": prediction.headline,
+        "best guess": prediction.answer,
+        "confidence": round(prediction.confidence, 4),
+    }
     return (
-        {"file": name, "car": number, "box": " ".join(map(str, car.box)) if car.box else "whole photo",
-         "answer": car.prediction.answer, "confidence": round(car.prediction.confidence, 4)}
+        {"file": name, "car": number, "box": where, **answer}
         | {h: heads[h].top.label for h in ATTRIBUTES}
         | {f"{h} probability": round(heads[h].top.prob, 4) for h in ATTRIBUTES}
-    )  # fmt: skip
+        | {f"{h} sure": heads[h].sure for h in ("model", *ATTRIBUTES)}
+    )
+
+
+def head_chart(column, prediction, head: str, crop, key: str) -> None:
+    """One head's probabilities (marked as a guess when it is not sure), and its heatmap over the crop when shown."""
+    shown = prediction.heads[head]
+    column.plotly_chart(charts.probability_bars(shown, guess=not shown.sure), key=key)
+    if shown.heatmap is not None:
+        column.image(
+            annotate.heatmap_overlay(crop, shown.heatmap),
+            caption=f"Where it saw {shown.top.label}: brighter is stronger evidence",
+            width="stretch",
+        )
 
 
 rows = []
 for index, (name, data) in enumerate(photos):
     whole_key = "whole:" + hashlib.sha1(data).hexdigest()
     try:
-        shown = ui.recognise_photo(
-            model.recognizer, ui.model_key(model), data, top_k, use_finder and not st.session_state.get(whole_key)
-        )
+        finder_on = use_finder and not st.session_state.get(whole_key)
+        shown = ui.recognise_photo(model.recognizer, ui.model_key(model), data, top_k, finder_on, explain)
     except ImageError as error:
         st.error(f"**{name}**: {error}")
         rows.append({"file": name, "error": str(error)})
@@ -109,21 +136,26 @@ for index, (name, data) in enumerate(photos):
             rows.append({"file": name, "car": None, "answer": "no car"})
             continue
         main, others = shown.cars[0], shown.cars[1:]
-        verdict.subheader(("Car 1: " if others else "") + main.prediction.answer)
-        verdict.metric("Confidence", f"{main.prediction.confidence:.0%}")
+        prediction = main.prediction
+        verdict.subheader(("Car 1: " if others else "") + prediction.headline)
+        if prediction.sure["model"] or not prediction.has_sure_rule:
+            verdict.metric("Confidence", f"{prediction.confidence:.0%}")
+        else:
+            verdict.markdown(f"Best guess: {prediction.answer} ({prediction.confidence:.0%}), not sure.")
         verdict.markdown(summary(main))
+        if not prediction.has_sure_rule:
+            verdict.info(
+                "This model has no fitted thresholds, so it cannot say when it is sure: every answer is a guess. "
+                "Fit them with `python -m training.calibrate`."
+            )
         if main.box is None and use_finder:
             verdict.caption("The whole photo was classified.")
-        if main.prediction.confidence < 0.3:
-            verdict.warning(
-                "Not sure about this one. The model knows 196 cars up to 2012; the make, body type and year may "
-                "still be right."
-            )
         for row in (("model", "make"), ("type", "year")):
             for column, head in zip(st.columns(2), row, strict=True):
-                column.plotly_chart(charts.probability_bars(main.prediction.heads[head]), key=f"chart-{index}-{head}")
+                head_chart(column, prediction, head, shown.crops[0], f"chart-{index}-{head}")
         for number, car in enumerate(others, 2):
-            st.markdown(f"**Car {number}: {car.prediction.answer}** ({car.prediction.confidence:.0%}) — {summary(car)}")
+            guess = "" if car.prediction.sure["model"] else f" (best guess: {car.prediction.answer})"
+            st.markdown(f"**Car {number}: {car.prediction.headline}**{guess} — {summary(car)}")
         rows += [result_row(name, number, car) for number, car in enumerate(shown.cars, 1)]
 
 if len(rows) > 1:

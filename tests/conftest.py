@@ -2,11 +2,11 @@
 
 - ``AUTOSPECNET_TEST_DATA``: the Stanford Cars folder (images/, labels.csv, class_names.txt);
 - ``AUTOSPECNET_TEST_WEIGHTS``: the offline ImageNet MobileNetV2 safetensors;
-- ``AUTOSPECNET_TEST_DETECTOR``: the car finder (yolox_nano.onnx);
+- ``AUTOSPECNET_TEST_FINDER``: the car finder (yolox_nano.onnx);
 - ``AUTOSPECNET_TEST_SHARED``: the shared folder, for the whole photos and street scenes.
 
 Tests that need them skip, saying which variable is missing, where they are not set. No test
-downloads anything: ``AUTOSPECNET_DETECTOR`` points at the shared car finder, or at a file
+downloads anything: ``AUTOSPECNET_FINDER`` points at the shared car finder, or at a file
 that does not exist (the finder is then unavailable, as for a user offline without a copy).
 """
 
@@ -53,8 +53,8 @@ def imagenet_weights() -> Path:
 
 
 @pytest.fixture(scope="session")
-def detector_file() -> Path:
-    return _required_path("AUTOSPECNET_TEST_DETECTOR", "the car finder", "../shared/weights/yolox_nano.onnx")
+def finder_file() -> Path:
+    return _required_path("AUTOSPECNET_TEST_FINDER", "the car finder", "../shared/weights/yolox_nano.onnx")
 
 
 @pytest.fixture(scope="session")
@@ -62,14 +62,14 @@ def shared_folder() -> Path:
     return _required_path("AUTOSPECNET_TEST_SHARED", "the whole photos and street scenes", "../shared")
 
 
-NO_DETECTOR = "/nonexistent/autospecnet-test/yolox_nano.onnx"
+NO_FINDER = "/nonexistent/autospecnet-test/yolox_nano.onnx"
 # Every test, and every process a test starts, sees the shared car finder or none: nothing is downloaded.
-os.environ["AUTOSPECNET_DETECTOR"] = str(_env_path("AUTOSPECNET_TEST_DETECTOR") or NO_DETECTOR)
+os.environ["AUTOSPECNET_FINDER"] = str(_env_path("AUTOSPECNET_TEST_FINDER") or NO_FINDER)
 
 
 @pytest.fixture
-def without_detector(monkeypatch):
-    monkeypatch.setenv("AUTOSPECNET_DETECTOR", NO_DETECTOR)
+def without_finder(monkeypatch):
+    monkeypatch.setenv("AUTOSPECNET_FINDER", NO_FINDER)
 
 
 @pytest.fixture(scope="session")
@@ -128,8 +128,9 @@ def free_port() -> int:
 def serve(args: list[str], ready_url: str, log_path: Path, env: dict | None = None, timeout: float = 120):
     """Run ``python ARGS`` in the project root until ``ready_url`` answers; stop it afterwards."""
     with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})},
-                                   stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
             deadline = time.time() + timeout
             while True:

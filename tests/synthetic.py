@@ -31,16 +31,31 @@ def make_folder_layout(root: Path, per_class: int = 10, duplicates: int = 2) -> 
             number += 1
             name = f"{number:05d}.jpg"
             car_image(label, index).save(root / "images" / name, "JPEG", quality=90)
-            rows.append({"filename": name, "label": label, "class_name": CLASSES[label], "original_width": 96,
-                         "original_height": 56, "duplicate_of": ""})  # fmt: skip
+            rows.append(
+                {
+                    "filename": name,
+                    "label": label,
+                    "class_name": CLASSES[label],
+                    "original_width": 96,
+                    "original_height": 56,
+                    "duplicate_of": "",
+                }
+            )
     for i in range(duplicates):
         original = rows[i * per_class]
         number += 1
         name = f"{number:05d}.jpg"
         (root / "images" / name).write_bytes((root / "images" / original["filename"]).read_bytes())
         label = (int(original["label"]) + 1) % len(CLASSES)
-        rows.append({**original, "filename": name, "label": label, "class_name": CLASSES[label],
-                     "duplicate_of": original["filename"]})  # fmt: skip
+        rows.append(
+            {
+                **original,
+                "filename": name,
+                "label": label,
+                "class_name": CLASSES[label],
+                "duplicate_of": original["filename"],
+            }
+        )
     with open(root / "labels.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from autospecnet.experiments import Finding
-from autospecnet.heads import history_column
+from autospecnet.app.experiments import Finding
+from autospecnet.records.history import column as history_column
 from tests.conftest import ROOT
 
 HEADS = ("model", "year", "make", "type")
@@ -25,8 +25,16 @@ def jpeg(seed: int, size=(160, 90)) -> bytes:
 
 
 def history_csv(final_val: float, epoch_seconds: tuple[float, ...] = (60, 60, 60)) -> str:
-    lines = ["epoch," + ",".join(history_column(part, h, m) for part in ("train", "val")
-                                 for h in HEADS for m in ("acc", "precision", "recall")) + ",epoch_time"]  # fmt: skip
+    lines = [
+        "epoch,"
+        + ",".join(
+            history_column(part, h, m)
+            for part in ("train", "val")
+            for h in HEADS
+            for m in ("acc", "precision", "recall")  # the names of histories written before "accuracy": both read
+        )
+        + ",epoch_time"
+    ]
     for epoch, seconds in enumerate(epoch_seconds, 1):
         value = final_val * epoch / len(epoch_seconds)
         lines.append(f"{epoch}," + ",".join(f"{value:.3f}" for _ in range(24)) + f",{seconds}")
@@ -50,10 +58,15 @@ def app_model_dir(random_model_dir, tmp_path_factory):
         truth = {"model": "BMW M3 Coupe 2012", "year": "2012", "make": "BMW", "type": "Coupe"}
         predicted = {h: {"label": truth[h] if correct else "Audi", "prob": 0.9} for h in HEADS}
         for head in HEADS:
-            items.append({"head": head, "correct": correct, "file": f"images/{i:05d}.jpg", "true": truth,
-                          "predicted": predicted})  # fmt: skip
-    mistakes = {"model": [{"true": "BMW M3 Coupe 2012", "predicted": "Audi", "count": 1},
-                          {"true": "BMW M3 Coupe 2012", "predicted": "Audi", "count": "many"}]}  # fmt: skip
+            items.append(
+                {"head": head, "correct": correct, "file": f"images/{i:05d}.jpg", "true": truth, "predicted": predicted}
+            )
+    mistakes = {
+        "model": [
+            {"true": "BMW M3 Coupe 2012", "predicted": "Audi", "count": 1},
+            {"true": "BMW M3 Coupe 2012", "predicted": "Audi", "count": "many"},
+        ]
+    }
     manifest = {"images_evaluated": 3, "items": items, "wrong": {"model": 1}, "mistakes": mistakes}
     (folder / "gallery" / "gallery.json").write_text(json.dumps(manifest))
 
@@ -63,27 +76,37 @@ def app_model_dir(random_model_dir, tmp_path_factory):
     for name, final in runs.items():
         (experiments / name).mkdir(parents=True)
         (experiments / name / "history.csv").write_text(history_csv(final, epoch_seconds[name]))
-        metadata = {"budget": {"epochs": 3, "subset": 0.2, "full_protocol": False}, "hardware": "CPU: test",
-                    "data": {"parts": {"val": 2000}}}  # fmt: skip
+        metadata = {
+            "budget": {"epochs": 3, "subset": 0.2, "full_protocol": False},
+            "hardware": "CPU: test",
+            "data": {"parts": {"val": 2000}},
+        }
         (experiments / name / "metadata.json").write_text(json.dumps(metadata))
     grid = {
-        "runs": {"size224-batch32-lr0.01": {"image_size": 224, "batch_size": 32, "lr": 0.01},
-                 "size400-batch32-lr0.01": {"image_size": 400, "batch_size": 32, "lr": 0.01},
-                 "size224-batch16-lr0.01": {"image_size": 224, "batch_size": 16, "lr": 0.01},
-                 "size400-batch32-lr0.005": {"image_size": 400, "batch_size": 32, "lr": 0.005},
-                 "size400-batch32-lr0.05": {"image_size": 400, "batch_size": 32, "lr": 0.05}},
-        "comparisons": {"image size": list(runs), "batch size": ["size224-batch16-lr0.01", "size224-batch32-lr0.01"],
-                        "learning rate": ["size400-batch32-lr0.005", "size400-batch32-lr0.05"]},
-        "paper": {"image size": {"winner": "size400-batch32-lr0.01", "claim": "400 px beats 224 px"},
-                  "batch size": {"winner": "size224-batch32-lr0.01", "claim": "batch 32 beats 16"},
-                  "learning rate": {"winner": "size400-batch32-lr0.005", "claim": "lr 0.005 wins"}},
-    }  # fmt: skip
+        "runs": {
+            "size224-batch32-lr0.01": {"image_size": 224, "batch_size": 32, "lr": 0.01},
+            "size400-batch32-lr0.01": {"image_size": 400, "batch_size": 32, "lr": 0.01},
+            "size224-batch16-lr0.01": {"image_size": 224, "batch_size": 16, "lr": 0.01},
+            "size400-batch32-lr0.005": {"image_size": 400, "batch_size": 32, "lr": 0.005},
+            "size400-batch32-lr0.05": {"image_size": 400, "batch_size": 32, "lr": 0.05},
+        },
+        "comparisons": {
+            "image size": list(runs),
+            "batch size": ["size224-batch16-lr0.01", "size224-batch32-lr0.01"],
+            "learning rate": ["size400-batch32-lr0.005", "size400-batch32-lr0.05"],
+        },
+        "paper": {
+            "image size": {"winner": "size400-batch32-lr0.01", "claim": "400 px beats 224 px"},
+            "batch size": {"winner": "size224-batch32-lr0.01", "claim": "batch 32 beats 16"},
+            "learning rate": {"winner": "size400-batch32-lr0.005", "claim": "lr 0.005 wins"},
+        },
+    }
     (experiments / "grid.json").write_text(json.dumps(grid))
     return folder
 
 
 @pytest.fixture
-def app(app_model_dir, monkeypatch, without_detector):
+def app(app_model_dir, monkeypatch, without_finder):
     """The app with the random model and no car finder: whole photos are classified."""
     monkeypatch.setenv("AUTOSPECNET_MODEL", str(app_model_dir))
     monkeypatch.delenv("AUTOSPECNET_DATA", raising=False)
@@ -98,8 +121,10 @@ def test_predict_page_renders_and_waits_for_a_photo(app, app_model_dir):
     assert "the configured model folder" in sidebar and "Car: **50.0%**" in sidebar
     assert str(app_model_dir) not in sidebar  # no path of the server is shown to visitors
     notices = [info.value for info in app.info if "car finder" in info.value]
-    assert notices == ["The car finder is unavailable, so whole photos are classified. Crop your photos to the car "
-                       "for the best answers."]  # fmt: skip  # the reason names a server path: it goes to the log
+    assert notices == [
+        "The car finder is unavailable, so whole photos are classified. Crop your photos to the car "
+        "for the best answers."
+    ]  # the reason names a server path: it goes to the log
 
 
 def test_uploaded_photo_gives_answer_and_four_charts(app):
@@ -121,8 +146,9 @@ def test_iphone_heic_photo_gets_an_answer(app):
 
 
 def test_bad_file_shows_a_message_and_the_good_one_still_works(app):
-    app.file_uploader[0].set_value([("broken.jpg", b"\xff\xd8\xff garbage", "image/jpeg"),
-                                    ("car.jpg", jpeg(2), "image/jpeg")]).run()  # fmt: skip
+    app.file_uploader[0].set_value(
+        [("broken.jpg", b"\xff\xd8\xff garbage", "image/jpeg"), ("car.jpg", jpeg(2), "image/jpeg")]
+    ).run()
     assert not app.exception
     assert "broken.jpg" in app.error[0].value and "not an image we can read" in app.error[0].value
     assert len(app.get("plotly_chart")) == 4
@@ -165,9 +191,15 @@ def test_gallery_without_images_says_how_to_get_them(app, app_model_dir, tmp_pat
 @pytest.mark.parametrize(("images", "outcome"), [(100, "too close"), (2000, "opposite"), (None, "opposite")])
 def test_a_lead_within_sampling_noise_is_too_close_to_call(images, outcome):
     runs = ["size224-batch16-lr0.01", "size224-batch32-lr0.01"]
-    finding = Finding("batch size", "batch 32 beats 16", runs[1], dict(zip(runs, (0.81, 0.77), strict=True)),
-                      {runs[0]: "batch 16", runs[1]: "batch 32"}, [],
-                      {r: images for r in runs} if images else {})  # fmt: skip
+    finding = Finding(
+        "batch size",
+        "batch 32 beats 16",
+        runs[1],
+        dict(zip(runs, (0.81, 0.77), strict=True)),
+        {runs[0]: "batch 16", runs[1]: "batch 32"},
+        [],
+        {r: images for r in runs} if images else {},
+    )
     assert finding.outcome == outcome  # a 4-point lead: 100 images cannot tell, 2,000 can; unknown: taken as is
     if images == 100:
         assert finding.sentence("6 epochs").endswith(
@@ -178,10 +210,15 @@ def test_a_lead_within_sampling_noise_is_too_close_to_call(images, outcome):
 
 def test_a_run_clearly_behind_two_that_are_too_close_is_named():
     runs = ["size400-batch32-lr0.005", "size400-batch32-lr0.01", "size400-batch32-lr0.05"]
-    finding = Finding("learning rate", "lr 0.01 beats 0.005 and 0.05", runs[1],
-                      dict(zip(runs, (0.83, 0.84, 0.60), strict=True)),
-                      dict(zip(runs, ("lr 0.005", "lr 0.01", "lr 0.05"), strict=True)), [],
-                      dict.fromkeys(runs, 1219))  # fmt: skip
+    finding = Finding(
+        "learning rate",
+        "lr 0.01 beats 0.005 and 0.05",
+        runs[1],
+        dict(zip(runs, (0.83, 0.84, 0.60), strict=True)),
+        dict(zip(runs, ("lr 0.005", "lr 0.01", "lr 0.05"), strict=True)),
+        [],
+        dict.fromkeys(runs, 1219),
+    )
     assert finding.outcome == "too close" and finding.clearly_behind == [runs[2]]
     assert finding.sentence("6 epochs").endswith(
         "too close to call (a lead of 1.0 points over lr 0.005, within the ±2.9 points that sampling 1,219 "
@@ -207,8 +244,10 @@ def test_experiments_page_shows_curves_and_the_budget(app):
     assert over_time["layout"]["xaxis"]["title"]["text"].startswith("wall-clock minutes")
     upper_bounds = [c.value for c in app.caption if "upper bounds" in c.value]
     assert len(upper_bounds) == 1 and upper_bounds[0].endswith(": size400-batch32-lr0.01 (1.0–2.5 min an epoch).")
-    assert {trace["legendgroup"].split(",")[0] for trace in over_time["data"]} >= {"size224-batch32-lr0.01",
-                                                                                   "size400-batch32-lr0.01"}  # fmt: skip
+    assert {trace["legendgroup"].split(",")[0] for trace in over_time["data"]} >= {
+        "size224-batch32-lr0.01",
+        "size400-batch32-lr0.01",
+    }
     figure = json.loads(app.get("plotly_chart")[0].proto.spec)
     lines = {trace["legendgroup"].split(",")[0] for trace in figure["data"]}
     reference = {line for line in lines if line.startswith("bundled model (other recipe: ")}
@@ -246,17 +285,17 @@ def test_unloadable_configured_model_falls_back_with_a_notice(monkeypatch, tmp_p
 def test_curves_over_time_use_the_runs_cumulative_epoch_time():
     import pandas as pd
 
-    from autospecnet import charts
+    from autospecnet.app import charts
 
-    history = pd.DataFrame({"epoch": [1, 2, 3], "val_acc": [0.1, 0.2, 0.3], "epoch_time": [60.0, 120.0, 60.0]})
+    history = pd.DataFrame({"epoch": [1, 2, 3], "val_accuracy": [0.1, 0.2, 0.3], "epoch_time": [60.0, 120.0, 60.0]})
     figure = charts.history_curves({"run": history}, "model", ["val"], x="minutes")
     assert list(figure.data[0].x) == [1.0, 3.0, 4.0]
-    reference = ("bundled", history.assign(val_acc=[0.5, 0.6, 0.7]))
+    reference = ("bundled", history.assign(val_accuracy=[0.5, 0.6, 0.7]))
     figure = charts.history_curves({"run": history}, "model", ["val"], reference=reference)
     assert [trace.line.dash for trace in figure.data] == ["solid", "dot"]
 
 
-def test_photos_lost_in_a_server_restart_are_asked_for_again(app_model_dir, monkeypatch, without_detector):
+def test_photos_lost_in_a_server_restart_are_asked_for_again(app_model_dir, monkeypatch, without_finder):
     monkeypatch.setenv("AUTOSPECNET_MODEL", str(app_model_dir))
     restarted = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     restarted.query_params["photos"] = "2"  # the mark a page with photos leaves in its address
@@ -270,3 +309,51 @@ def test_removing_the_photos_is_not_a_restart(app):
     assert app.query_params["photos"] == "1"
     app.file_uploader[0].set_value([]).run()
     assert not app.exception and not app.warning and "photos" not in app.query_params
+
+
+def chart_titles(app) -> list[str]:
+    return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in app.get("plotly_chart")]
+
+
+@pytest.fixture
+def unsure_app(app_model_dir, tmp_path, monkeypatch, without_finder):
+    """The app with a model whose rule finds every car unknown, and is never sure of the year."""
+    folder = tmp_path / "unsure"
+    shutil.copytree(app_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["sure"] = {"score": "max_softmax", "known_threshold": 2.0, "thresholds": {h: 0.0 for h in HEADS}}
+    config["sure"]["thresholds"]["year"] = 1.5
+    (folder / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("AUTOSPECNET_MODEL", str(folder))
+    monkeypatch.delenv("AUTOSPECNET_DATA", raising=False)
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+
+
+def test_an_unknown_car_gets_what_is_sure_instead_of_a_name(unsure_app):
+    app = unsure_app.file_uploader[0].set_value(("car.jpg", jpeg(1), "image/jpeg")).run()
+    assert not app.exception
+    headline = app.subheader[0].value
+    assert headline.startswith(("A ", "An ")) and "not one of the 196 models I know (cars up to 2012)" in headline
+    assert not app.metric  # no confidence for a name it does not give
+    assert any(m.value.startswith("Best guess: 20") and "not sure" in m.value for m in app.markdown)
+    titles = chart_titles(app)
+    assert titles == ["Car — a guess", "Make", "Body type", "Model year — a guess"]
+    assert not any("no fitted thresholds" in i.value for i in app.info)
+
+
+def test_a_model_without_thresholds_says_so(app):
+    app.file_uploader[0].set_value(("car.jpg", jpeg(1), "image/jpeg")).run()
+    assert any("no fitted thresholds" in i.value for i in app.info)
+    assert all(title.endswith("— a guess") for title in chart_titles(app))
+
+
+def test_the_heatmap_switch_shows_where_each_head_looked(app):
+    app.file_uploader[0].set_value(("car.jpg", jpeg(1), "image/jpeg")).run()
+    assert len(app.get("image")) == 1  # the photo alone: heatmaps are off by default
+    switch = next(t for t in app.toggle if t.label == "Show what it looked at")
+    switch.set_value(True).run()
+    assert not app.exception
+    images = app.get("image")
+    assert len(images) == 5  # the photo, and a heatmap under each of the four charts
+    captions = [image.proto.imgs[0].caption for image in images]
+    assert sum(c.startswith("Where it saw ") for c in captions) == 4

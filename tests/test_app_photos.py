@@ -21,7 +21,7 @@ def jpeg_of(path: Path) -> bytes:
 
 
 @pytest.fixture
-def app(detector_file, monkeypatch):
+def app(finder_file, monkeypatch):
     monkeypatch.setenv("AUTOSPECNET_MODEL", str(BUNDLED_MODEL_DIR))
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
 

@@ -23,8 +23,15 @@ from tests.conftest import ROOT, free_port, serve
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("AUTOSPECNET_TEST_ARTIFACTS", ROOT / ".test-artifacts"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -68,8 +75,20 @@ def car_photo(tmp_path_factory) -> Path:
 def server(model_source, tmp_path_factory):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = ["-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-            "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    args = [
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     with serve(args, f"{url}/_stcore/health", log, env={"AUTOSPECNET_MODEL": model_source}):
         yield url
@@ -127,8 +146,18 @@ def test_deep_link_as_the_first_request_gets_the_app_navigation(model_source, tm
 
     port = free_port()  # a fresh server: Streamlit treats the first request after start differently
     url = f"http://127.0.0.1:{port}"
-    args = ["-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-            "--server.headless", "true"]  # fmt: skip
+    args = [
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+    ]
     log = tmp_path / "streamlit.log"
     with (
         serve(args, f"{url}/_stcore/health", log, env={"AUTOSPECNET_MODEL": model_source}),

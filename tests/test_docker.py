@@ -52,7 +52,7 @@ def test_image_installs_only_what_serving_needs():
 
 
 def test_the_car_finder_is_fetched_at_build_time_as_the_app_user():
-    build_step = DOCKERFILE.index("detector_path()")
+    build_step = DOCKERFILE.index("finder_path()")
     assert DOCKERFILE.index("USER 1000") < build_step < DOCKERFILE.index("CMD [")
 
 
@@ -64,8 +64,7 @@ def git_ls_files() -> list[str]:
 
 
 def test_every_binary_file_is_stored_with_lfs_on_the_hub():
-    rules = [line.split()[0] for line in (ROOT / ".gitattributes").read_text().splitlines()
-             if "filter=lfs" in line]  # fmt: skip
+    rules = [line.split()[0] for line in (ROOT / ".gitattributes").read_text().splitlines() if "filter=lfs" in line]
     import fnmatch
 
     for name in git_ls_files():
@@ -78,8 +77,16 @@ def test_space_deploy_uploads_the_app_and_its_model_not_tests_or_runs():
     from training.deploy_space import files_to_upload
 
     files = set(files_to_upload())
-    assert {"app.py", "Dockerfile", "README.md", "assets/model/model.onnx", "assets/model/model.safetensors",
-            "pages/predict.py", "requirements-serve.txt", ".streamlit/config.toml"} <= files  # fmt: skip
+    assert {
+        "app.py",
+        "Dockerfile",
+        "README.md",
+        "assets/model/model.onnx",
+        "assets/model/model.safetensors",
+        "pages/predict.py",
+        "requirements-serve.txt",
+        ".streamlit/config.toml",
+    } <= files
     assert not any(f.startswith(("tests/", ".git/", ".venv/", "runs/", ".ci/")) for f in files)
 
 

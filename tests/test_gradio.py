@@ -1,4 +1,4 @@
-"""``python -m autospecnet.gradio`` served on a local port, called through gradio_client as a script would."""
+"""``python -m autospecnet.app.gradio`` served on a local port, called through gradio_client as a script would."""
 
 import os
 import struct
@@ -25,7 +25,7 @@ def gradio_server(random_model_dir, tmp_path_factory):
     env = {"AUTOSPECNET_MODEL": str(random_model_dir)}
     env.pop("GRADIO_ANALYTICS_ENABLED", None)
     log = tmp_path_factory.mktemp("gradio") / "gradio.log"
-    with serve(["-m", "autospecnet.gradio", "--port", str(port)], url, log, env=env):
+    with serve(["-m", "autospecnet.app.gradio", "--port", str(port)], url, log, env=env):
         yield url
 
 
@@ -46,20 +46,30 @@ def a_photo(tmp_path: Path) -> Path:
 
 def test_api_returns_the_cars_and_one_label_per_head(client, random_model_dir, tmp_path):
     photo = a_photo(tmp_path)
-    cars, car, make, body_type, year = client.predict(gradio_client.handle_file(str(photo)), api_name="/predict")
+    outputs = client.predict(gradio_client.handle_file(str(photo)), "make", api_name="/predict")
+    cars, answer, car, make, body_type, year, sure, heatmap = outputs
 
     expected = Recognizer.from_source(str(random_model_dir)).recognise(photo, top_k=5)
     if expected.no_car:
-        assert car["label"] == "No car found in this photo." and cars["annotations"] == []
+        assert answer == "No car found in this photo." and cars["annotations"] == []
         return
     assert [a["label"] for a in cars["annotations"]] == [
-        f"{n}: {c.prediction.answer}" for n, c in enumerate(expected.cars, 1) if c.box
+        f"{n}: {c.prediction.headline}" for n, c in enumerate(expected.cars, 1) if c.box
     ]
-    heads = expected.main.prediction.heads
+    prediction = expected.main.prediction
+    assert answer == prediction.headline and sure == prediction.sure
+    heads = prediction.heads
     for label, head in ((car, "model"), (make, "make"), (body_type, "type"), (year, "year")):
         assert label["label"] == heads[head].top.label
         confidences = [c["confidence"] for c in label["confidences"]]
         assert confidences == pytest.approx([p.prob for p in heads[head].labels], abs=1e-4)
+    with Image.open(heatmap) as image:  # the make head's heatmap over the main car's crop
+        crop = expected.main.box or (0, 0, *expected.image.size)
+        width, height = crop[2] - crop[0], crop[3] - crop[1]
+        assert abs(image.width / image.height - width / height) < 0.05
+
+    *_, no_heatmap = client.predict(gradio_client.handle_file(str(photo)), "none", api_name="/predict")
+    assert no_heatmap is None
 
 
 def png_bomb(path: Path, side: int = 12_000) -> Path:

@@ -11,8 +11,8 @@ import pytest
 from safetensors.numpy import load_file, save_file
 from streamlit.testing.v1 import AppTest
 
-from autospecnet.gallery import find_manifest, load_gallery
-from autospecnet.sources import BUNDLED_MODEL_DIR, ModelFilesError, ModelNotFoundError, load_model
+from autospecnet.app.gallery import find_manifest, load_gallery
+from autospecnet.sources import ModelFilesError, ModelNotFoundError, load_model
 from tests.conftest import ROOT, run_python
 from tests.test_app import jpeg
 
@@ -34,8 +34,16 @@ TRAVERSALS = ["/etc/passwd", "../../../etc/passwd", "/proc/self/environ", "thumb
 
 def gallery_listing(folder, files):
     truth = {"model": "BMW M3 Coupe 2012", "year": "2012", "make": "BMW", "type": "Coupe"}
-    items = [{"head": "model", "correct": True, "file": f, "true": truth,
-              "predicted": {"model": {"label": truth["model"], "prob": 0.9}}} for f in files]  # fmt: skip
+    items = [
+        {
+            "head": "model",
+            "correct": True,
+            "file": f,
+            "true": truth,
+            "predicted": {"model": {"label": truth["model"], "prob": 0.9}},
+        }
+        for f in files
+    ]
     (folder / "gallery").mkdir(exist_ok=True)
     (folder / "gallery" / "gallery.json").write_text(json.dumps({"images_evaluated": len(files), "items": items}))
 
@@ -55,13 +63,13 @@ def test_gallery_paths_outside_their_folder_are_refused(model_copy, caplog):
 
 def test_gradio_offers_no_outside_file_as_an_example(model_copy):
     pytest.importorskip("gradio")
-    from autospecnet.gradio import _examples
+    from autospecnet.app.gradio import _examples
 
     gallery_listing(model_copy, TRAVERSALS)
     assert _examples(model_copy) == []
 
 
-def test_the_gallery_page_shows_no_outside_file(model_copy, monkeypatch, without_detector):
+def test_the_gallery_page_shows_no_outside_file(model_copy, monkeypatch, without_finder):
     gallery_listing(model_copy, TRAVERSALS)
     app = app_with(model_copy, monkeypatch).switch_page("pages/gallery.py").run()
     assert not app.exception
@@ -125,8 +133,12 @@ print(json.dumps({"exception": bool(app.exception), "warnings": [w.value for w i
 @pytest.mark.slow
 def test_a_hub_that_never_answers_falls_back_to_the_bundled_model(stalled_hub, tmp_path):
     # A fresh process: huggingface_hub reads HF_ENDPOINT when it is imported.
-    env = {"HF_ENDPOINT": stalled_hub.endpoint, "HF_HOME": str(tmp_path / "hf"), "AUTOSPECNET_HUB_TIMEOUT": "3",
-           "AUTOSPECNET_MODEL": "acme/stalled"}  # fmt: skip
+    env = {
+        "HF_ENDPOINT": stalled_hub.endpoint,
+        "HF_HOME": str(tmp_path / "hf"),
+        "AUTOSPECNET_HUB_TIMEOUT": "3",
+        "AUTOSPECNET_MODEL": "acme/stalled",
+    }
     result = run_python("-c", APP_IN_A_FRESH_PROCESS, str(ROOT / "app.py"), env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     page = json.loads(result.stdout.strip().splitlines()[-1])
@@ -137,7 +149,7 @@ def test_a_hub_that_never_answers_falls_back_to_the_bundled_model(stalled_hub, t
     )
 
 
-def test_broken_optional_files_are_skipped_page_by_page(model_copy, monkeypatch, without_detector):
+def test_broken_optional_files_are_skipped_page_by_page(model_copy, monkeypatch, without_finder):
     (model_copy / "test_metrics.json").write_text('{"heads": {}}')
     (model_copy / "README.md").write_bytes(b"---\nlicense: mit\n---\n# Card \xff\xfe broken\n")
     (model_copy / "gallery").mkdir()
@@ -154,7 +166,7 @@ def test_broken_optional_files_are_skipped_page_by_page(model_copy, monkeypatch,
     assert not app.exception and len(app.get("plotly_chart")) == 4
 
 
-def test_one_unreadable_photo_does_not_empty_the_gallery(model_copy, monkeypatch, without_detector):
+def test_one_unreadable_photo_does_not_empty_the_gallery(model_copy, monkeypatch, without_finder):
     thumbnails = model_copy / "gallery" / "thumbnails"
     thumbnails.mkdir(parents=True)
     (thumbnails / "00001.jpg").write_bytes(jpeg(1))
@@ -166,10 +178,8 @@ def test_one_unreadable_photo_does_not_empty_the_gallery(model_copy, monkeypatch
     assert any("could not be read" in c.value for c in app.caption)
 
 
-def test_a_model_without_a_gallery_does_not_borrow_the_bundled_one(model_copy, monkeypatch, without_detector):
-    assert (
-        find_manifest(model_copy, BUNDLED_MODEL_DIR.parent / "gallery" / "gallery.json", is_bundled_model=False) is None
-    )
+def test_a_model_without_a_gallery_does_not_borrow_the_bundled_one(model_copy, monkeypatch, without_finder):
+    assert find_manifest(model_copy, is_bundled_model=False) is None
     app = app_with(model_copy, monkeypatch).switch_page("pages/gallery.py").run()
     assert any("no gallery for this model" in i.value for i in app.info)
 
@@ -217,11 +227,11 @@ def test_revisions_with_paths_are_refused(source):
         load_model(source)
 
 
-def test_one_message_when_nothing_loads(monkeypatch, tmp_path, without_detector):
+def test_one_message_when_nothing_loads(monkeypatch, tmp_path, without_finder):
     empty_bundle = tmp_path / "bundle"
     empty_bundle.mkdir()
-    monkeypatch.setattr("autospecnet.ui.BUNDLED_MODEL_DIR", empty_bundle)
-    from autospecnet import ui
+    monkeypatch.setattr("autospecnet.app.ui.BUNDLED_MODEL_DIR", empty_bundle)
+    from autospecnet.app import ui
 
     model = (
         ui.get_app_model.__wrapped__(str(tmp_path / "missing"), None)

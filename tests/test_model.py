@@ -6,7 +6,8 @@ from safetensors.torch import load_file
 from torchvision.models import mobilenet_v2
 
 from autospecnet.labels import LabelError
-from autospecnet.model import AutoSpecNet, init_backbone
+from autospecnet.model import AutoSpecNet
+from training.backbone import init_backbone
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -85,13 +86,14 @@ def test_official_layout_matches_torchvision_and_keeps_its_test_split(official_d
     dataset = load_dataset(official_data)
     for part in ("train", "test"):
         reference = StanfordCars(official_data, split=part)
-        ours = sorted((str(official_data / "stanford_cars" / s.filename), s.label)
-                      for s in dataset.samples if s.official_part == part)  # fmt: skip
+        ours = sorted(
+            (str(official_data / "stanford_cars" / s.filename), s.label)
+            for s in dataset.samples
+            if s.official_part == part
+        )
         assert ours == sorted(reference._samples)
     split = make_split(dataset, seed=0)
-    assert (
-        split["official_test"] and len(split["test"]) == 12 and all(f.startswith("cars_test/") for f in split["test"])
-    )
+    assert split.official_test and len(split["test"]) == 12 and all(f.startswith("cars_test/") for f in split["test"])
     assert all(f.startswith("cars_train/") for f in split["train"] + split["val"]) and len(split["val"]) == 4
 
 
@@ -120,22 +122,32 @@ def test_metrics_equal_a_hand_computation():
     logits[:, 3] += 0.5  # every second guess is class 3
     metrics.update(logits, targets)
     result = metrics.compute()
-    assert result["acc"] == pytest.approx(4 / 6) and result["top5"] == pytest.approx(4 / 6)
+    assert result["accuracy"] == pytest.approx(4 / 6) and result["top5"] == pytest.approx(4 / 6)
 
 
 # Training runs
 
 
 def test_training_writes_the_run_folder(finished_run):
-    assert {p.name for p in finished_run.iterdir()} >= {"args.json", "split.json", "history.csv", "checkpoint.pt", "best",
-                                                         "test_metrics.json"}  # fmt: skip
+    files = {"training_args.json", "split.json", "history.csv", "checkpoint.pt", "best", "test_metrics.json"}
+    assert {p.name for p in finished_run.iterdir()} >= files
     rows = history_without_times(finished_run)
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    for column in ("train_loss", "train_acc", "train_year_acc", "train_make_acc", "train_type_acc", "val_loss", "val_acc",
-                   "val_make_precision", "val_type_recall", "val_top5"):  # fmt: skip
+    for column in (
+        "train_loss",
+        "train_accuracy",
+        "train_year_accuracy",
+        "train_make_accuracy",
+        "train_type_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "val_make_precision",
+        "val_type_recall",
+        "val_top5",
+    ):
         assert column in rows[0]
     report = json.loads((finished_run / "test_metrics.json").read_text())
-    assert report["split"] == "test" and report["images"] == len(
+    assert report["part"] == "test" and report["images"] == len(
         json.loads((finished_run / "split.json").read_text())["test"]
     )
     assert set(report["heads"]) == {"model", "year", "make", "type"}
@@ -144,15 +156,15 @@ def test_training_writes_the_run_folder(finished_run):
 
 def test_best_model_is_chosen_on_validation(finished_run):
     rows = history_without_times(finished_run)
-    best_epoch = max(rows, key=lambda r: float(r["val_acc"]))
+    best_epoch = max(rows, key=lambda r: float(r["val_accuracy"]))
     checkpoint = torch.load(finished_run / "checkpoint.pt", weights_only=True)
-    assert checkpoint["best_val_acc"] == pytest.approx(float(best_epoch["val_acc"]))
+    assert checkpoint["best_val_accuracy"] == pytest.approx(float(best_epoch["val_accuracy"]))
 
 
 def test_resume_after_a_kill_gives_the_uninterrupted_result(folder_data, finished_run, tmp_path):
     run = tmp_path / "killed"
-    command = [sys.executable, "-m", "training.train", "--data", str(folder_data), "--output-dir", str(run), *TINY,
-               "--epochs", "2"]  # fmt: skip
+    command = [sys.executable, "-m", "training.train", "--data", str(folder_data), "--output-dir", str(run), *TINY]
+    command += ["--epochs", "2"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (run / "checkpoint.pt").exists() and process.poll() is None and time.time() < deadline:
@@ -173,12 +185,12 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(folder_data, finishe
 def test_resume_within_an_epoch_gives_the_uninterrupted_result(folder_data, finished_run, tmp_path, monkeypatch):
     """Killed right after a mid-epoch checkpoint (the sampler, the sums, the metrics and dropout's random numbers
     go on from there), the run ends as the uninterrupted one does."""
-    import training.train as train_module
+    import training.checkpoint as checkpoint_module
 
     class Killed(Exception):
         pass
 
-    write_atomic = train_module.write_atomic
+    write_atomic = checkpoint_module.write_atomic
 
     def write_then_die(path, fill):
         write_atomic(path, fill)
@@ -187,7 +199,7 @@ def test_resume_within_an_epoch_gives_the_uninterrupted_result(folder_data, fini
             raise Killed
 
     run = tmp_path / "killed-within"
-    monkeypatch.setattr(train_module, "write_atomic", write_then_die)
+    monkeypatch.setattr(checkpoint_module, "write_atomic", write_then_die)
     with pytest.raises(Killed):  # a checkpoint after every batch; the kill comes after the second
         train(train_args(folder_data, run, "--epochs", "2", "--checkpoint-minutes", "1e-9"))
     monkeypatch.undo()
@@ -214,16 +226,14 @@ def test_resume_refuses_changed_settings(folder_data, finished_run):
 
 def test_official_layout_trains_with_cropping(official_data, tmp_path):
     report = train(train_args(official_data, tmp_path / "run", "--epochs", "1", "--crop"))
-    assert report["images"] == 12
+    assert report.images == 12
 
 
 @pytest.mark.slow
 def test_dry_run_on_the_real_data(shared_data, imagenet_weights, tmp_path):
-    result = run_python(
-        "-m", "training.train", "--data", str(shared_data), "--output-dir", str(tmp_path / "dry"), "--dry-run",
-        "--epochs", "1", "--batch-size", "8", "--workers", "0", "--backbone-init", str(imagenet_weights),
-        timeout=600,
-    )  # fmt: skip
+    command = ["-m", "training.train", "--data", str(shared_data), "--output-dir", str(tmp_path / "dry"), "--dry-run"]
+    command += ["--epochs", "1", "--batch-size", "8", "--workers", "0", "--backbone-init", str(imagenet_weights)]
+    result = run_python(*command, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     split = json.loads((tmp_path / "dry" / "split.json").read_text())
     assert (len(split["train"]), len(split["val"]), len(split["test"])) == (5707, 1219, 1218)
@@ -240,7 +250,7 @@ def test_evaluate_reproduces_the_run_test_metrics(folder_data, finished_run, cap
             str(finished_run / "best"),
             "--data",
             str(folder_data),
-            "--split",
+            "--part",
             "test",
             "--json",
             "--workers",
@@ -257,11 +267,11 @@ def test_evaluate_reproduces_the_run_test_metrics(folder_data, finished_run, cap
 
 def test_gallery_picks_are_balanced_and_reproducible(folder_data, finished_run, tmp_path):
     def run(output: Path, thumbnails: Path | None = None) -> dict:
-        argv = ["--model", str(finished_run / "best"), "--data", str(folder_data), "--output", str(output),
-                "--per-head", "3", "--workers", "0"]  # fmt: skip
+        argv = ["--model", str(finished_run / "best"), "--data", str(folder_data), "--output", str(output)]
+        argv += ["--per-head", "3", "--workers", "0"]
         if thumbnails:
             argv += ["--thumbnails", str(thumbnails)]
-        return gallery.main(gallery.get_args_parser().parse_args(argv))
+        return gallery.main(gallery.get_args_parser().parse_args(argv)).to_dict()
 
     first = run(tmp_path / "a" / "gallery.json", tmp_path / "a" / "thumbnails")
     assert run(tmp_path / "b" / "gallery.json")["items"] == first["items"]
@@ -289,9 +299,9 @@ def test_publish_dry_run_assembles_a_checked_model_folder(finished_run, tmp_path
     publish.main(
         publish.get_args_parser().parse_args(["--run", str(finished_run), "--folder", str(folder), "--dry-run"])
     )
-    assert {p.name for p in folder.iterdir()} == {"README.md", "config.json", "model.safetensors", "model.onnx",
-                                                  "test_metrics.json", "split.json", "history.csv",
-                                                  "training_args.json"}  # fmt: skip
+    model_files = {"README.md", "config.json", "model.safetensors", "model.onnx"}
+    records = {"test_metrics.json", "split.json", "history.csv", "training_args.json"}
+    assert {p.name for p in folder.iterdir()} == model_files | records
     card = (folder / "README.md").read_text()
     accuracy = json.loads((finished_run / "test_metrics.json").read_text())["heads"]["model"]["accuracy"]
     assert f"{accuracy:.2%}" in card and "64 x 64 px" in card and "2 epochs" in card and "bounding box" in card
@@ -308,30 +318,36 @@ def test_publish_dry_run_assembles_a_checked_model_folder(finished_run, tmp_path
     # The card's Reproduce command gives back the run's recipe, every flag included.
     command = next(line for line in card.splitlines() if line.startswith("python -m training.train "))
     reproduced = vars(get_args_parser().parse_args(command.split()[3:]))
-    stored = json.loads((finished_run / "args.json").read_text())
+    stored = json.loads((finished_run / "training_args.json").read_text())
     for key in ("image_size", "batch_size", "epochs", "lr", "lr_milestones", "lambda_year", "crop", "amp", "subset"):
         assert reproduced[key] == stored[key], key
 
 
 def test_publish_refuses_an_unfinished_run(finished_run, tmp_path):
     with pytest.raises(SystemExit, match="not a finished run"):
-        publish.main(publish.get_args_parser().parse_args(["--run", str(tmp_path), "--folder", str(tmp_path / "x"),
-                                                           "--dry-run"]))  # fmt: skip
+        argv = ["--run", str(tmp_path), "--folder", str(tmp_path / "x"), "--dry-run"]
+        publish.main(publish.get_args_parser().parse_args(argv))
 
 
 def test_experiment_grid_exports_histories_and_skips_finished_runs(folder_data, tmp_path, capsys):
-    argv = ["--data", str(folder_data), "--runs-dir", str(tmp_path / "runs"), "--output-dir", str(tmp_path / "out"),
-            "--epochs", "4", "--subset", "0.5", "--backbone-init", "none", "--workers", "0",
-            "--only", "size224-batch16-lr0.01"]  # fmt: skip
+    argv = ["--data", str(folder_data), "--runs-dir", str(tmp_path / "runs"), "--output-dir", str(tmp_path / "out")]
+    argv += ["--epochs", "4", "--subset", "0.5", "--backbone-init", "none", "--workers", "0"]
+    argv += ["--only", "size224-batch16-lr0.01"]
     experiments.main(experiments.get_args_parser().parse_args(argv))
     exported = tmp_path / "out" / "size224-batch16-lr0.01"
     metadata = json.loads((exported / "metadata.json").read_text())
     assert metadata["hyperparameters"]["image_size"] == 224 and metadata["hyperparameters"]["batch_size"] == 16
-    run_args = json.loads((tmp_path / "runs" / "size224-batch16-lr0.01" / "args.json").read_text())
+    run_args = json.loads((tmp_path / "runs" / "size224-batch16-lr0.01" / "training_args.json").read_text())
     # What the run really used, read from its own stored arguments (the milestones derived from --epochs too).
     assert metadata["hyperparameters"]["lr_milestones"] == run_args["lr_milestones"] == [2, 3]
-    assert metadata["budget"] == {"epochs": 4, "epochs_run": 4, "subset": 0.5, "train_images": run_args["train_images"],
-                                  "full_protocol": False, "dry_run": False}  # fmt: skip
+    assert metadata["budget"] == {
+        "epochs": 4,
+        "epochs_run": 4,
+        "subset": 0.5,
+        "train_images": run_args["train_images"],
+        "full_protocol": False,
+        "dry_run": False,
+    }
     assert metadata["hardware"] == run_args["environment"]["hardware"] and metadata["wall_seconds"] > 0
     assert metadata["train_images_per_second"] > 0 and "test" in metadata
     assert metadata["command"].startswith("python -m training.train --output-dir ")
@@ -343,8 +359,9 @@ def test_experiment_grid_exports_histories_and_skips_finished_runs(folder_data, 
     experiments.main(experiments.get_args_parser().parse_args(argv))
     assert "finished already, skipped" in capsys.readouterr().out
     experiments.main(experiments.get_args_parser().parse_args([*argv[:4], "--epochs", "4", "--status"]))
-    assert capsys.readouterr().out.splitlines() == [f"{name}: {'finished' if name == 'size224-batch16-lr0.01' else 'not started'}"
-                                                    for name in experiments.RUNS]  # fmt: skip
+    assert capsys.readouterr().out.splitlines() == [
+        f"{name}: {'finished' if name == 'size224-batch16-lr0.01' else 'not started'}" for name in experiments.RUNS
+    ]
 
 
 def test_a_reduced_budget_keeps_every_class_share(folder_data):
@@ -382,8 +399,8 @@ def test_calibration_fits_on_validation_and_rewrites_the_model(folder_data, fini
     shutil.copytree(finished_run / "best", folder)
     photo = str(folder_data / "images" / "00001.jpg")
     before = Predictor(load_model(folder).model).predict(photo, top_k=None)
-    argv = ["--model", str(folder), "--data", str(folder_data), "--workers", "0"]
-    report = calibrate.main(calibrate.get_args_parser().parse_args(argv))
+    argv = ["--model", str(folder), "--data", str(folder_data), "--workers", "0", "--sure-score", "class_mean_cosine"]
+    report = dataclasses.asdict(calibrate.main(calibrate.get_args_parser().parse_args(argv)))
 
     config = json.loads((folder / "config.json").read_text())
     assert config["temperatures"] == pytest.approx(report["temperatures"])
@@ -405,6 +422,18 @@ def test_calibration_fits_on_validation_and_rewrites_the_model(folder_data, fini
     calibrated = Predictor(model).predict(photo, top_k=None)
     assert onnx.class_name == calibrated.class_name
     assert onnx.heads["make"].top.prob == pytest.approx(calibrated.heads["make"].top.prob, abs=1e-4)
+
+    # The sure rule: fitted on validation, stored in config.json with the class means it compares with.
+    assert config["sure"]["score"] == "class_mean_cosine" and config["sure"] == report["sure"]["rule"]
+    assert set(config["sure"]["thresholds"]) == {"model", "year", "make", "type"}
+    assert (folder / "sure.safetensors").is_file() and load_model(folder).sure_stats["class_means"].shape[0] == 4
+    for part in ("val", "test"):
+        for figures in report["sure"][part].values():
+            assert 0 <= figures["sure"] <= 1 and (
+                figures["right_when_sure"] is None or 0 <= figures["right_when_sure"] <= 1
+            )
+    served = Predictor.from_source(str(folder)).predict(photo)
+    assert served.has_sure_rule and all(isinstance(v, bool) for v in served.sure.values())
 
     after = Predictor(model).predict(photo, top_k=None)
     assert after.class_name == before.class_name
@@ -442,8 +471,21 @@ def test_two_processes_with_torchrun_see_what_one_process_sees(folder_data, tmp_
     common = ["--data", str(folder_data), *TINY, "--epochs", "2", "--dropout", "0", "--lr", "0"]
     one, two = tmp_path / "one", tmp_path / "two"
     train(get_args_parser().parse_args([*common, "--output-dir", str(one)]))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "training.train", *common, "--output-dir", str(two), "--checkpoint-minutes", "1e-9"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "training.train",
+        *common,
+        "--output-dir",
+        str(two),
+        "--checkpoint-minutes",
+        "1e-9",
+    ]
     started = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (two / "checkpoint.pt").exists() and started.poll() is None and time.time() < deadline:
@@ -453,7 +495,7 @@ def test_two_processes_with_torchrun_see_what_one_process_sees(folder_data, tmp_
     resumed = torchrun("-m", "training.train", *common, "--output-dir", str(two), "--resume")
     assert resumed.stdout.count("Resuming") == 1 and "batches into epoch 1" in resumed.stdout  # one writer
     assert resumed.stdout.count("epoch 2/2:") == 1
-    assert json.loads((two / "args.json").read_text())["environment"]["processes"] == 2
+    assert json.loads((two / "training_args.json").read_text())["environment"]["processes"] == 2
 
     a, b = history_without_times(one), history_without_times(two)
     assert len(a) == len(b) == 2
@@ -492,11 +534,28 @@ def test_gradients_of_two_processes_are_those_of_one(tmp_path):
     those of one process on the whole batch."""
     script = tmp_path / "gradients.py"
     script.write_text(GRADIENTS)
-    subprocess.run([sys.executable, str(script), str(tmp_path / "one.pt")], cwd=ROOT, check=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
-    two_processes = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                                    "2", str(script), str(tmp_path / "two.pt")], cwd=ROOT, capture_output=True,
-                                   text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "one.pt")],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    two_processes = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            str(tmp_path / "two.pt"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert two_processes.returncode == 0, two_processes.stderr[-3000:]  # say why, if torchrun fails
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     for name in one:
@@ -507,10 +566,91 @@ def test_offline_without_backbone_weights_says_what_works(folder_data, tmp_path)
     """torchvision's ImageNet weights cannot be downloaded (a proxy that refuses every connection): one clear
     message naming the offline options, not a urllib traceback."""
     dead_proxy = "http://127.0.0.1:9"  # the discard port: nothing listens
-    env = {"TORCH_HOME": str(tmp_path / "torch"), "HTTPS_PROXY": dead_proxy, "https_proxy": dead_proxy,
-           "HTTP_PROXY": dead_proxy, "http_proxy": dead_proxy, "NO_PROXY": "", "no_proxy": ""}  # fmt: skip
-    result = run_python("-m", "training.train", "--data", str(folder_data), "--output-dir", str(tmp_path / "run"),
-                        "--image-size", "64", "--workers", "0", "--epochs", "1", env=env)  # fmt: skip
+    env = {
+        "TORCH_HOME": str(tmp_path / "torch"),
+        "HTTPS_PROXY": dead_proxy,
+        "https_proxy": dead_proxy,
+        "HTTP_PROXY": dead_proxy,
+        "http_proxy": dead_proxy,
+        "NO_PROXY": "",
+        "no_proxy": "",
+    }
+    result = run_python(
+        "-m",
+        "training.train",
+        "--data",
+        str(folder_data),
+        "--output-dir",
+        str(tmp_path / "run"),
+        "--image-size",
+        "64",
+        "--workers",
+        "0",
+        "--epochs",
+        "1",
+        env=env,
+    )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "Could not download torchvision's ImageNet weights" in result.stderr
     assert "--backbone-init PATH" in result.stderr and "--backbone-init none" in result.stderr
+
+
+# Warm starts, known classes only, the open-set protocol
+
+
+def test_a_warm_start_takes_every_weight_and_its_donors_split(folder_data, finished_run, tmp_path):
+    run = tmp_path / "warm"
+    train(train_args(folder_data, run, "--epochs", "1", "--init-from", str(finished_run / "best"), "--dry-run"))
+    assert json.loads((run / "split.json").read_text()) == json.loads((finished_run / "split.json").read_text())
+    assert json.loads((run / "training_args.json").read_text())["init_from"] == str(finished_run / "best")
+    leaky = make_split(load_dataset(folder_data), seed=5)  # another split: some of the donor's training images
+    leaky.save(tmp_path)  # are in its validation or test part
+    with pytest.raises(SystemExit, match="training images are in this run's validation or test part"):
+        extra = [
+            "--epochs",
+            "1",
+            "--init-from",
+            str(finished_run / "best"),
+            "--split-file",
+            str(tmp_path / "split.json"),
+        ]
+        train(train_args(folder_data, tmp_path / "leak", *extra))
+
+
+def test_training_on_some_classes_keeps_their_images_of_the_whole_split(folder_data, tmp_path):
+    from tests.synthetic import CLASSES
+
+    (tmp_path / "classes.txt").write_text("\n".join(CLASSES[1:]) + "\n")
+    run = tmp_path / "some"
+    train(train_args(folder_data, run, "--epochs", "1", "--classes", str(tmp_path / "classes.txt")))
+    config = json.loads((run / "best" / "config.json").read_text())
+    assert config["class_names"] == CLASSES[1:]
+    whole = make_split(load_dataset(folder_data), seed=3)
+    labels = {s.filename: s.label for s in load_dataset(folder_data).samples}
+    split = json.loads((run / "split.json").read_text())
+    for part in ("train", "val", "test"):
+        assert split[part] == [f for f in whole[part] if labels[f] != 0]
+
+
+def test_the_open_set_protocol_reports_every_score(folder_data, tmp_path):
+    from autospecnet.records.open_set import OpenSetReport
+    from autospecnet.sure import SCORES
+    from training import open_set
+
+    argv = ["--data", str(folder_data), "--run-dir", str(tmp_path / "run"), "--output", str(tmp_path / "report.json")]
+    argv += ["--epochs", "2", "--backbone-init", "none", "--workers", "0", "--batch-size", "8", "--seed", "1"]
+    report = open_set.main(open_set.get_args_parser().parse_args(argv))
+    assert OpenSetReport.load_file(tmp_path / "report.json") == report
+    assert set(report.known_classes).isdisjoint(report.unknown_classes)
+    assert len(report.unknown_classes) >= 0.2 * 4 and report.protocol["makes_held_out_whole"]
+    assert set(report.scores) == set(SCORES) and report.chosen["score"] in SCORES
+    for figures in report.scores.values():
+        for part in ("val", "test"):
+            assert 0 <= figures[part]["auroc"] <= 1 and figures[part]["known_kept"] >= 0.9
+    chosen = report.scores[report.chosen["score"]]["val"]["auroc"]
+    assert chosen == max(f["val"]["auroc"] for f in report.scores.values())  # chosen on validation
+    assert set(report.chosen["sure"]["known_test"]) == {"model", "year", "make", "type"}
+    config = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
+    assert config["class_names"] == report.known_classes
+    # Run again: the finished training is not repeated, and the report is the same.
+    assert open_set.main(open_set.get_args_parser().parse_args(argv)).scores == report.scores

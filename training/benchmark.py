@@ -20,10 +20,9 @@ from torchvision.models import mobilenet_v2
 from autospecnet.labels import Taxonomy
 from autospecnet.model import AutoSpecNet
 from training import runinfo
-from training.data import DATA_ENV, load_dataset, make_split, resolve_data_root
-from training.engine import multitask_loss
+from training.data import DATA_ENV, load_dataset, make_loaders, make_split, resolve_data_root
+from training.engine import PAPER_LOSS, multitask_loss
 from training.train import get_args_parser as train_args_parser
-from training.train import make_loaders
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -50,10 +49,9 @@ def timed_steps(step, batches, warmup: int, steps: int) -> float:
 def main(args) -> None:
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     dataset = load_dataset(resolve_data_root(args.data))
-    train_args = train_args_parser().parse_args(
-        ["--output-dir", "unused", "--image-size", str(args.image_size), "--batch-size", str(args.batch_size),
-         "--workers", str(args.workers), "--augment", "paper"]
-    )  # fmt: skip
+    settings = {"--image-size": args.image_size, "--batch-size": args.batch_size, "--workers": args.workers}
+    argv = ["--output-dir", "unused", "--augment", "paper", *(str(x) for item in settings.items() for x in item)]
+    train_args = train_args_parser().parse_args(argv)
     loader, _, _ = make_loaders(dataset, make_split(dataset), train_args, torch.device("cpu"))
 
     model = AutoSpecNet.from_taxonomy(Taxonomy.from_class_names(dataset.class_names), args.image_size)
@@ -62,15 +60,16 @@ def main(args) -> None:
 
     def ours(batch):
         images, targets, _ = batch
-        loss = multitask_loss(model(images.to(memory_format=memory_format)), targets, model, train_args)
+        loss = multitask_loss(model(images.to(memory_format=memory_format)), targets, model, PAPER_LOSS)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    bare = mobilenet_v2(num_classes=196).train().to(memory_format=memory_format)
+    classes = len(dataset.class_names)
+    bare = mobilenet_v2(num_classes=classes).train().to(memory_format=memory_format)
     bare_optimizer = torch.optim.SGD(bare.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     tensors = torch.randn(args.batch_size, 3, args.image_size, args.image_size).to(memory_format=memory_format)
-    labels = torch.randint(0, 196, (args.batch_size,))
+    labels = torch.randint(0, classes, (args.batch_size,))
 
     def bare_step(_):
         loss = F.cross_entropy(bare(tensors), labels)
@@ -87,8 +86,10 @@ def main(args) -> None:
     images = args.steps * args.batch_size
     ours_rate, bare_rate = images / ours_seconds, images / bare_seconds
     print(f"machine: {runinfo.hardware()}; {runinfo.software()}")
-    print(f"settings: {args.image_size} px, batch {args.batch_size}, {args.workers} workers, "
-          f"channels_last={args.channels_last}, {args.steps} timed steps after {args.warmup}")  # fmt: skip
+    print(
+        f"settings: {args.image_size} px, batch {args.batch_size}, {args.workers} workers, "
+        f"channels_last={args.channels_last}, {args.steps} timed steps after {args.warmup}"
+    )
     print(f"bare torchvision MobileNetV2 step (tensors ready): {bare_rate:6.1f} img/s")
     print(f"AutoSpecNet step (JPEG decode, transforms, 4 heads): {ours_rate:6.1f} img/s")
     print(f"ratio: {ours_rate / bare_rate:.2f} (goal >= 0.90)")

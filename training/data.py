@@ -1,4 +1,4 @@
-"""Stanford Cars on disk, the seeded stratified split, and the transforms.
+"""Stanford Cars on disk, the seeded stratified split, the transforms and the loaders.
 
 Two layouts are read, both pairing images with labels by file name:
 
@@ -17,18 +17,19 @@ import csv
 import os
 import random
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from PIL import Image
+from scipy.io import loadmat  # torchvision's StanfordCars reads the official .mat files with scipy too
 from torchvision.transforms import v2
 
-from autospecnet.gallery import DATA_ENV
 from autospecnet.labels import read_class_names
-from autospecnet.model import IMAGENET_MEAN, IMAGENET_STD
-
-PARTS = ("train", "val", "test")
+from autospecnet.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from autospecnet.records.split import PARTS, Split
+from autospecnet.settings import DATA_ENV
+from training import distributed
 
 
 class DataError(ValueError):
@@ -95,8 +96,6 @@ def _load_folder_layout(root: Path) -> CarsDataset:
 
 
 def _load_official_layout(root: Path) -> CarsDataset:
-    from scipy.io import loadmat  # torchvision's StanfordCars needs scipy too
-
     meta = loadmat(root / "devkit" / "cars_meta.mat", squeeze_me=True)
     class_names = [str(n) for n in meta["class_names"]]
     samples = []
@@ -113,7 +112,7 @@ def _load_official_layout(root: Path) -> CarsDataset:
     return CarsDataset(root, class_names, samples)
 
 
-def make_split(dataset: CarsDataset, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15) -> dict:
+def make_split(dataset: CarsDataset, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15) -> Split:
     """A stratified split, the same for the same seed; byte-identical duplicates share a part.
 
     With an official test part, it is the test split and validation is carved out of train.
@@ -139,13 +138,18 @@ def make_split(dataset: CarsDataset, seed: int = 0, val_fraction: float = 0.15, 
             parts[part].extend(members[leader])
     if official_test:
         parts["test"] = [s.filename for s in dataset.samples if s.official_part == "test"]
-    return {
-        "seed": seed,
-        "val_fraction": val_fraction,
-        "test_fraction": 0.0 if official_test else test_fraction,
-        "official_test": official_test,
-        **{p: sorted(files) for p, files in parts.items()},
-    }
+    test_fraction = 0.0 if official_test else test_fraction
+    return Split(seed, val_fraction, test_fraction, official_test, *(sorted(parts[p]) for p in PARTS))
+
+
+def restrict_classes(dataset: CarsDataset, class_names: list[str]) -> CarsDataset:
+    """The dataset with the images of these classes only, labelled by their position in ``class_names``."""
+    unknown = sorted(set(class_names) - set(dataset.class_names))
+    if unknown:
+        raise DataError(f"{len(unknown)} of the classes are not in the dataset, e.g. {unknown[0]!r}")
+    new_label = {dataset.class_names.index(name): i for i, name in enumerate(class_names)}
+    samples = [replace(s, label=new_label[s.label]) for s in dataset.samples if s.label in new_label]
+    return CarsDataset(dataset.root, list(class_names), samples)
 
 
 def subset_files(files: list[str], labels: dict[str, int], fraction: float, seed: int) -> list[str]:
@@ -211,3 +215,84 @@ class CarImages(torch.utils.data.Dataset):
             x1, y1, x2, y2 = sample.bbox  # the devkit's corners are inclusive
             image = image.crop((x1, y1, x2 + 1, y2 + 1))
         return self.transform(image), sample.label, sample.filename
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The random seed of one epoch of a run: its order, its items' augmentations, its dropout."""
+    return seed * 100_003 + epoch
+
+
+class SeededShuffle(torch.utils.data.Sampler):
+    """Shuffles per epoch and hands each item its own augmentation seed, so that a resumed
+    run sees exactly the batches and augmentations of an uninterrupted one, whatever the workers
+    and however many processes share the batches."""
+
+    def __init__(self, size: int, seed: int, batch_size: int, drop_last: bool):
+        self.size, self.seed, self.epoch, self.start_batch = size, seed, 0, 0
+        self.batch_size, self.drop_last = batch_size, drop_last  # the global batch (all processes)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """The epoch's order, from its ``start_batch``-th batch on (the ones before: done before a restart)."""
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def _skipped(self) -> int:
+        return self.start_batch * (self.batch_size // distributed.world_size())
+
+    def __len__(self) -> int:
+        items = len(distributed.shard(list(range(self.size)), self.batch_size, self.drop_last))
+        return max(0, items - self._skipped())
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        order = torch.randperm(self.size, generator=generator).tolist()
+        item_seeds = torch.randint(0, 2**62, (self.size,), generator=generator).tolist()
+        # Under torchrun, this process's share of each global batch (distributed.shard); alone, all of it.
+        mine = distributed.shard(list(zip(item_seeds, order, strict=True)), self.batch_size, self.drop_last)
+        return iter(mine[self._skipped() :])
+
+
+class AugmentedImages(CarImages):
+    """``CarImages`` whose items come with their own seed (``SeededShuffle``): the same augmentation for the same
+    item of the same epoch, in any worker."""
+
+    def __getitem__(self, seeded_index):
+        item_seed, index = seeded_index
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(item_seed)
+            return super().__getitem__(index)
+
+
+def make_loaders(dataset: CarsDataset, split: Split, args, device):
+    """(training loader, its sampler, {"val": loader, "test": loader}) for a run's settings."""
+    labels = {sample.filename: sample.label for sample in dataset.samples}
+    train_files = subset_files(split["train"], labels, args.subset, args.seed)
+    if args.batch_size % distributed.world_size():
+        raise DataError(
+            f"--batch-size {args.batch_size} does not split evenly over {distributed.world_size()} processes"
+        )
+    loader_kwargs = {
+        "batch_size": args.batch_size,
+        "num_workers": args.workers,
+        "pin_memory": device.type == "cuda",
+        "persistent_workers": args.workers > 0,
+    }
+    train_images = AugmentedImages(dataset, train_files, train_transform(args.image_size, args.augment), crop=args.crop)
+    drop_last = len(train_images) > args.batch_size  # a last batch of 1 breaks BatchNorm; tiny sets keep theirs
+    sampler = SeededShuffle(len(train_images), args.seed, args.batch_size, drop_last)
+    train_loader = torch.utils.data.DataLoader(
+        train_images,
+        sampler=sampler,
+        drop_last=drop_last,
+        # its own generator for the workers' base seed, which would otherwise be drawn from the global RNG
+        # that dropout uses, once per epoch or once per run depending on --workers, and break exact resumes
+        generator=torch.Generator().manual_seed(args.seed),
+        **{**loader_kwargs, "batch_size": args.batch_size // distributed.world_size()},
+    )
+    eval_loaders = {
+        part: torch.utils.data.DataLoader(
+            CarImages(dataset, split[part], eval_transform(args.image_size), crop=args.crop),
+            **{**loader_kwargs, "persistent_workers": loader_kwargs["persistent_workers"] and part == "val"},
+        )
+        for part in ("val", "test")  # the test part is read once, at the end: no workers kept for it
+    }
+    return train_loader, sampler, eval_loaders

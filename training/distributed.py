@@ -75,8 +75,8 @@ class CrossProcessBatchNorm2d(nn.BatchNorm2d):
 
         channels = x.shape[1]
         wide = x.double()  # sums of squares in float64: E[x^2] - E[x]^2 loses too much in float32
-        local = torch.cat([wide.sum(dim=(0, 2, 3)), (wide * wide).sum(dim=(0, 2, 3)),
-                           wide.new_tensor([x.numel() / channels])])  # fmt: skip
+        sums, squares = wide.sum(dim=(0, 2, 3)), (wide * wide).sum(dim=(0, 2, 3))
+        local = torch.cat([sums, squares, wide.new_tensor([x.numel() / channels])])
         total = all_reduce(local)
         count = total[-1]
         mean64 = total[:channels] / count

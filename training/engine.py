@@ -8,7 +8,6 @@ whole batch as a single process would.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,20 +16,37 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from autospecnet.heads import HEADS, METRICS, history_column
 from autospecnet.model import AutoSpecNet
 from training import distributed
 from training.metrics import HeadMetrics
 
-PAPER_LOSS = argparse.Namespace(lambda_year=0.1, lambda_make=0.1, lambda_type=0.1, label_smoothing=0.0, amp=False)
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The multi-task loss: CE(196 classes) + lambda x CE for year, make and body type; the paper's by default."""
+
+    lambda_year: float = 0.1
+    lambda_make: float = 0.1
+    lambda_type: float = 0.1
+    label_smoothing: float = 0.0
+
+    @classmethod
+    def of(cls, settings) -> LossWeights:
+        """The weights of a run's settings (an argparse namespace, or a mapping such as training_args.json's),
+        the paper's for what they do not say."""
+        get = settings.get if isinstance(settings, dict) else lambda key, default: getattr(settings, key, default)
+        return cls(**{key: get(key, default) for key, default in asdict(cls()).items()})
 
 
-def multitask_loss(logits: dict, targets: torch.Tensor, model: AutoSpecNet, args) -> torch.Tensor:
-    """The paper's loss: CE(196 classes) + lambda x CE for year, make and body type."""
+PAPER_LOSS = LossWeights()
+
+
+def multitask_loss(logits: dict, targets: torch.Tensor, model: AutoSpecNet, weights: LossWeights) -> torch.Tensor:
     head_targets = model.head_targets(targets)
-    loss = F.cross_entropy(logits["model"], targets, label_smoothing=args.label_smoothing)
-    for head, weight in (("year", args.lambda_year), ("make", args.lambda_make), ("type", args.lambda_type)):
-        loss = loss + weight * F.cross_entropy(logits[head], head_targets[head], label_smoothing=args.label_smoothing)
+    smoothing = weights.label_smoothing
+    loss = F.cross_entropy(logits["model"], targets, label_smoothing=smoothing)
+    for head, weight in (("year", weights.lambda_year), ("make", weights.lambda_make), ("type", weights.lambda_type)):
+        loss = loss + weight * F.cross_entropy(logits[head], head_targets[head], label_smoothing=smoothing)
     return loss
 
 
@@ -46,15 +62,17 @@ def update_head_metrics(metrics: dict[str, HeadMetrics], logits: dict, targets: 
 def batches(loader, device, desc: str, max_batches: int | None):
     """(progress bar, iterator of (images, targets) on ``device``), at most ``max_batches`` of them."""
     total = min(len(loader), max_batches or len(loader))
-    progress = tqdm(loader, desc=desc, total=total, leave=False, mininterval=1 if sys.stderr.isatty() else 30,
-                    disable=not distributed.is_main())  # fmt: skip
+    interval = 1 if sys.stderr.isatty() else 30
+    progress = tqdm(
+        loader, desc=desc, total=total, leave=False, mininterval=interval, disable=not distributed.is_main()
+    )
 
     def on_device():
         for batch, (images, targets, _) in enumerate(progress):
             if batch >= total:
                 break
-            yield (images.to(device, non_blocking=True, memory_format=torch.channels_last),
-                   targets.to(device, non_blocking=True))  # fmt: skip
+            images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
+            yield images, targets.to(device, non_blocking=True)
 
     return progress, on_device()
 
@@ -89,9 +107,18 @@ def _gathered_progress(done: int, loss_sum: float, seen: int, metrics: dict, sec
 
 
 def train_one_epoch(
-    model, loader, optimizer, scheduler, device, epoch, args, max_batches=None, resume=None, on_checkpoint=None,
+    model,
+    loader,
+    optimizer,
+    scheduler,
+    device,
+    epoch,
+    args,
+    max_batches=None,
+    resume=None,
+    on_checkpoint=None,
     checkpoint_seconds=0.0,
-) -> dict:  # fmt: skip
+) -> dict:
     """One epoch of training; ``model`` may be wrapped in DistributedDataParallel.
 
     ``resume`` (an ``EpochProgress``, held by the first process) continues an epoch whose first batches a
@@ -107,11 +134,12 @@ def train_one_epoch(
     total_loss, seen, done = resume.loss_sum, resume.seen, resume.batches
     started = last_checkpoint = time.time()
     checkpointing = on_checkpoint is not None and checkpoint_seconds > 0
+    weights = LossWeights.of(args)
     progress, on_device = batches(loader, device, f"epoch {epoch + 1}/{args.epochs} train", max_batches)
     for images, targets in on_device:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
             logits = model(images)
-            loss = multitask_loss(logits, targets, core, args)
+            loss = multitask_loss(logits, targets, core, weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -135,42 +163,18 @@ def train_one_epoch(
 
 
 @torch.inference_mode()
-def evaluate(model: AutoSpecNet, loader, device, args=None, desc="eval", max_batches=None) -> dict:
-    """Loss and per-head metrics of ``model`` on ``loader`` (in one process); the paper's loss weights
-    unless ``args`` say else. Metrics are those of the probabilities users see: calibrated and mixed as
-    the model's config says."""
+def evaluate(
+    model: AutoSpecNet, loader, device, weights: LossWeights = PAPER_LOSS, desc="eval", max_batches=None, amp=False
+) -> dict:
+    """Loss and per-head metrics of ``model`` on ``loader`` (in one process). Metrics are those of the
+    probabilities users see: calibrated and mixed as the model's config says."""
     model.eval()
-    weights = args or PAPER_LOSS
     metrics = new_head_metrics(model)
     total_loss, seen = 0.0, 0
     for images, targets in batches(loader, device, desc, max_batches)[1]:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=weights.amp):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(images)
             total_loss += multitask_loss(logits, targets, model, weights).item() * len(targets)
         seen += len(targets)
         update_head_metrics(metrics, model.log_probabilities(logits), targets, model)
     return {"loss": total_loss / max(1, seen), "images": seen, **{h: m.compute() for h, m in metrics.items()}}
-
-
-def history_row(epoch: int, lr: float, train: dict, val: dict, seconds: float, train_seconds: float) -> dict:
-    """Columns as in the paper's code (train_acc, train_year_acc, ...) plus precision, recall and time
-    (``epoch_time``: training and validation; ``train_time``: training alone)."""
-    row = {"epoch": epoch + 1, "lr": lr}
-    for prefix, stats in (("train", train), ("val", val)):
-        row[f"{prefix}_loss"] = stats["loss"]
-        for metric in METRICS:
-            for head in HEADS:
-                row[history_column(prefix, head, metric)] = stats[head][metric]
-        row[f"{prefix}_top5"] = stats["model"]["top5"]
-    row["epoch_time"] = seconds
-    row["train_time"] = train_seconds
-    return row
-
-
-def evaluation_report(split: str, stats: dict) -> dict:
-    """The stable JSON that ``python -m training.evaluate --json`` prints."""
-    heads = {}
-    for head in HEADS:
-        m = stats[head]
-        heads[head] = {"accuracy": m["acc"], "top5": m["top5"], "precision": m["precision"], "recall": m["recall"]}
-    return {"split": split, "images": stats["images"], "heads": heads}

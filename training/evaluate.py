@@ -1,12 +1,13 @@
 """Evaluate any model source on any part of the split.
 
-    python -m training.evaluate --model assets/model --data ../shared/data/stanford-cars-train --split test --json
-    python -m training.evaluate --model owner/name@v1 --data ../shared/data/stanford-cars-train --split val
+    python -m training.evaluate --model assets/model --data ../shared/data/stanford-cars-train --part test --json
+    python -m training.evaluate --model owner/name@v1 --data ../shared/data/stanford-cars-train --part val
 
 The split is the model folder's ``split.json`` (the one it was trained with) unless
-``--split-file`` names another; without either it is made from ``--seed``. ``--json``
-prints one object, a stable format: ``{"split": ..., "images": N, "heads": {"model":
-{"accuracy", "top5", "precision", "recall"}, "year": {...}, "make": {...}, "type": {...}}}``.
+``--split-file`` names another; without either it is made from ``--seed``. ``--part`` picks one
+of its parts (``--split``, its earlier name, still works). ``--json`` prints one object, the
+layout of ``test_metrics.json`` (``autospecnet.records.test_metrics``): ``{"part": ..., "images": N,
+"heads": {"model": {"accuracy", "top5", "precision", "recall"}, "year": {...}, "make": {...}, "type": {...}}}``.
 """
 
 from __future__ import annotations
@@ -20,19 +21,13 @@ from pathlib import Path
 import torch
 
 from autospecnet.heads import HEADS
-from autospecnet.optional_files import read_json
+from autospecnet.records import split as split_file
+from autospecnet.records.split import PARTS, Split
+from autospecnet.records.test_metrics import PartMetrics
+from autospecnet.records.training_args import TrainingArgs
 from autospecnet.sources import ModelLoadError, load_model
-from training.data import (
-    DATA_ENV,
-    PARTS,
-    CarImages,
-    DataError,
-    eval_transform,
-    load_dataset,
-    make_split,
-    resolve_data_root,
-)
-from training.engine import PAPER_LOSS, evaluate, evaluation_report
+from training.data import DATA_ENV, CarImages, DataError, eval_transform, load_dataset, make_split, resolve_data_root
+from training.engine import LossWeights, evaluate
 
 
 def model_and_data_parser() -> argparse.ArgumentParser:
@@ -61,16 +56,16 @@ def get_args_parser() -> argparse.ArgumentParser:
         parents=[model_and_data_parser()],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--split", choices=PARTS, default="test", help="which part to evaluate on")
+    p.add_argument("--part", "--split", dest="part", choices=PARTS, default="test", help="which part to evaluate on")
     p.add_argument("--json", action="store_true", help="print the stable JSON report only")
     return p
 
 
-def split_for(folder: Path, split_file: str | None, dataset, seed: int) -> dict:
-    path = Path(split_file) if split_file else folder / "split.json"
+def split_for(folder: Path, given: str | None, dataset, seed: int) -> Split:
+    path = Path(given) if given else folder / split_file.FILE
     if path.is_file():
-        return json.loads(path.read_text())
-    if split_file:
+        return Split.load_file(path)
+    if given:
         raise SystemExit(f"No split file at {path}")
     return make_split(dataset, seed=seed)
 
@@ -82,10 +77,8 @@ def load_for_evaluation(args):
         loaded.model  # noqa: B018 - the torch network, checked here so that a bad file is a message
     except ModelLoadError as error:
         raise SystemExit(f"error: {error}") from None
-    trained_with = read_json(loaded.folder / "training_args.json")
-    trained_with = trained_with if isinstance(trained_with, dict) else {}
     if args.crop is None:
-        args.crop = bool(trained_with.get("crop", False))
+        args.crop = bool(TrainingArgs.read(loaded.folder).get("crop", False))
     dataset = load_dataset(resolve_data_root(args.data))
     split = split_for(loaded.folder, args.split_file, dataset, args.seed)
     loaded.model.to(torch.device(args.device), memory_format=torch.channels_last)
@@ -99,31 +92,23 @@ def part_loader(model, dataset, files: list[str], args) -> torch.utils.data.Data
     return torch.utils.data.DataLoader(images, batch_size=args.batch_size, num_workers=args.workers)
 
 
-def loss_settings(folder: Path) -> argparse.Namespace:
-    """The loss weights the model was trained with (its training_args.json), else the paper's."""
-    trained_with = read_json(folder / "training_args.json")
-    trained_with = trained_with if isinstance(trained_with, dict) else {}
-    return argparse.Namespace(**{k: trained_with.get(k, v) for k, v in vars(PAPER_LOSS).items()} | {"amp": False})
-
-
-def main(args) -> dict:
+def main(args) -> PartMetrics:
     loaded, dataset, split = load_for_evaluation(args)
-    loader = part_loader(loaded.model, dataset, split[args.split], args)
-    device = torch.device(args.device)
-    model = loaded.model
-    loss_weights = loss_settings(loaded.folder)
-    report = evaluation_report(args.split, evaluate(model, loader, device, loss_weights, desc=f"evaluate {args.split}"))
+    loader = part_loader(loaded.model, dataset, split[args.part], args)
+    weights = LossWeights.of(TrainingArgs.read(loaded.folder).settings)  # as it was trained, else the paper's
+    stats = evaluate(loaded.model, loader, torch.device(args.device), weights, desc=f"evaluate {args.part}")
+    metrics = PartMetrics.from_stats(args.part, stats)
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(metrics.to_dict()))
     else:
-        print(f"{args.model} on the {args.split} part ({report['images']} images):")
+        print(f"{args.model} on the {args.part} part ({metrics.images} images):")
         for head in HEADS:
-            m = report["heads"][head]
+            m = metrics.heads[head]
             print(
-                f"  {head:<6} accuracy {m['accuracy']:.2%}  top-5 {m['top5']:.2%}  "
-                f"precision {m['precision']:.2%}  recall {m['recall']:.2%}"
+                f"  {head:<6} accuracy {m.accuracy:.2%}  top-5 {m.top5:.2%}  "
+                f"precision {m.precision:.2%}  recall {m.recall:.2%}"
             )
-    return report
+    return metrics
 
 
 if __name__ == "__main__":

@@ -23,16 +23,22 @@ Experiments page reads and compares with the paper's findings (``PAPER``).
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from training.atomic import save_json_atomic
+from autospecnet.records import experiments as experiments_files
+from autospecnet.records import history as history_file
+from autospecnet.records import test_metrics
+from autospecnet.records.experiments import Budget, Grid, RunMetadata
+from autospecnet.records.split import PARTS, Split
+from autospecnet.records.test_metrics import PartMetrics
+from autospecnet.records.training_args import TrainingArgs
+from training import checkpoint
 from training.data import DATA_ENV, DataError
+from training.train import recipe
 
 RUNS = {
     "size224-batch32-lr0.01": {"image_size": 224, "batch_size": 32, "lr": 0.01},
@@ -84,34 +90,34 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+def finished(run_dir: Path) -> bool:
+    return (run_dir / test_metrics.FILE).is_file()
+
+
 def run_status(run_dir: Path, epochs: int) -> str:
     """Where a run stands: finished, how far it came (from its checkpoint), or not started."""
-    if (run_dir / "test_metrics.json").is_file():
+    if finished(run_dir):
         return "finished"
-    if not (run_dir / "checkpoint.pt").is_file():
+    state = checkpoint.load(run_dir)
+    if state is None:
         return "not started"
-    import torch
-
-    checkpoint = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
-    done, partial = checkpoint["epoch"] + 1, checkpoint.get("partial")
-    within = f", {partial['progress']['batches']} batches into epoch {done + 1}" if partial else ""
-    best = f" (best val acc {checkpoint['best_val_acc']:.4f})" if checkpoint["best_val_acc"] >= 0 else ""
-    return f"{done} of {epochs} epochs done{within}{best}: resumable"
+    return f"{checkpoint.where(state)}: resumable"
 
 
 def run_argv(name: str, args) -> list[str]:
     """The ``python -m training.train`` arguments of one run of the grid."""
     settings = RUNS[name]
-    argv = [
-        "--output-dir", str(Path(args.runs_dir) / name),
-        "--image-size", str(settings["image_size"]),
-        "--batch-size", str(settings["batch_size"]),
-        "--lr", str(settings["lr"]),
-        "--epochs", str(args.epochs),
-        "--subset", str(args.subset),
-        "--seed", str(args.seed),
-        "--backbone-init", args.backbone_init,
-    ]  # fmt: skip
+    values = {
+        "--output-dir": Path(args.runs_dir) / name,
+        "--image-size": settings["image_size"],
+        "--batch-size": settings["batch_size"],
+        "--lr": settings["lr"],
+        "--epochs": args.epochs,
+        "--subset": args.subset,
+        "--seed": args.seed,
+        "--backbone-init": args.backbone_init,
+    }
+    argv = [str(item) for flag, value in values.items() for item in (flag, value)]
     if args.lr_milestones is not None:
         argv += ["--lr-milestones", *map(str, args.lr_milestones)]
     if args.data:
@@ -122,62 +128,56 @@ def run_argv(name: str, args) -> list[str]:
         argv += ["--device", args.device]
     if args.dry_run:
         argv.append("--dry-run")
-    run_dir = Path(args.runs_dir) / name
-    if (run_dir / "checkpoint.pt").is_file() and not args.dry_run:
+    if (Path(args.runs_dir) / name / checkpoint.FILE).is_file() and not args.dry_run:
         argv.append("--resume")
     return argv
 
 
-HYPERPARAMETERS = ("image_size", "batch_size", "lr", "momentum", "weight_decay", "lr_schedule", "lr_milestones",
-                   "warmup_epochs", "augment", "label_smoothing", "head_lr_mult", "lambda_year", "lambda_make",
-                   "lambda_type", "dropout", "backbone_init")  # fmt: skip
-
-
 def export(name: str, run_dir: Path, output_dir: Path) -> None:
-    """The run's history and its metadata, read from what the run itself stored (``args.json``, with the
-    values derived when it started, its split, history and test metrics), into the app's folder."""
+    """The run's history and its metadata, read from what the run itself stored (its training settings, with
+    the values derived when it started, its split, history and test metrics), into the app's folder."""
     target = output_dir / name
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(run_dir / "history.csv", target / "history.csv")
-    args = json.loads((run_dir / "args.json").read_text())
-    split = json.loads((run_dir / "split.json").read_text())
-    with open(run_dir / "history.csv", newline="") as f:
-        history = list(csv.DictReader(f))
-    train_images = args.get("train_images") or (len(split["train"]) if args["subset"] >= 1 else None)
+    shutil.copy(run_dir / history_file.FILE, target / history_file.FILE)
+    args = TrainingArgs.load(run_dir)
+    split = Split.load(run_dir)
+    history = history_file.read_rows(run_dir / history_file.FILE)
+    train_images = args.get("train_images") or (len(split["train"]) if args.get("subset") >= 1 else None)
     train_seconds = sum(float(row.get("train_time") or "nan") for row in history)
-    environment = args.get("environment", {})
-    metadata = {
-        "name": name,
-        "hyperparameters": {k: _portable(args.get(k)) for k in HYPERPARAMETERS},
-        "budget": {
-            "epochs": args["epochs"],
-            "epochs_run": len(history),
-            "subset": args["subset"],
-            "train_images": train_images,
-            "full_protocol": args["epochs"] >= 40 and args["subset"] >= 1.0,
-            "dry_run": args["dry_run"],
-        },
-        "data": {
+    environment = args.environment
+    command = [_portable(a) for a in args.argv[1:] if a != "--resume"]  # the recipe, not the restart
+    metadata = RunMetadata(
+        name=name,
+        hyperparameters={k: _portable(v) for k, v in recipe(args.settings).items()},
+        budget=Budget(
+            epochs=args.get("epochs"),
+            epochs_run=len(history),
+            subset=args.get("subset"),
+            train_images=train_images,
+            full_protocol=args.get("epochs") >= 40 and args.get("subset") >= 1.0,
+            dry_run=args.get("dry_run"),
+        ),
+        data={
             "dataset": "Stanford Cars (cropped training images)",
-            "split_seed": split["seed"],
-            "parts": {p: len(split[p]) for p in ("train", "val", "test")},
+            "split_seed": split.seed,
+            "parts": {p: len(split[p]) for p in PARTS},
         },
-        "hardware": environment.get("hardware"),
-        "software": environment.get("software"),
-        "git_commit": environment.get("git_commit"),
-        "wall_seconds": round(sum(float(row["epoch_time"]) for row in history), 1),
-        "train_images_per_second": round(train_images * len(history) / train_seconds, 1)
+        hardware=environment.get("hardware"),
+        software=environment.get("software"),
+        git_commit=environment.get("git_commit"),
+        wall_seconds=round(sum(float(row["epoch_time"]) for row in history), 1),
+        train_images_per_second=round(train_images * len(history) / train_seconds, 1)
         if train_images and math.isfinite(train_seconds) and train_seconds > 0
         else None,
-        "command": "python -m training.train "
-        + " ".join(_portable(a) for a in args.get("argv", [])[1:] if a != "--resume"),  # the recipe, not the restart
-        "test": json.loads((run_dir / "test_metrics.json").read_text()),
-    }
-    save_json_atomic(metadata, target / "metadata.json")
+        command="python -m training.train " + " ".join(command),
+        test=PartMetrics.load(run_dir).to_dict(),
+    )
+    metadata.save(target)
 
 
 def default_output_dir(epochs: int, subset: float) -> Path:
-    return Path("assets/experiments") / (f"{epochs}-epochs" + (f"-subset{subset:g}" if subset < 1 else ""))
+    budget = f"{epochs}-epochs" + (f"-subset{subset:g}" if subset < 1 else "")
+    return Path("assets") / experiments_files.FOLDER / budget
 
 
 def _portable(value):
@@ -194,12 +194,12 @@ def main(args) -> None:
         return
     output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(args.epochs, args.subset)
     output_dir.mkdir(parents=True, exist_ok=True)
-    save_json_atomic({"runs": RUNS, "comparisons": COMPARISONS, "paper": PAPER}, output_dir / "grid.json")
+    Grid(RUNS, COMPARISONS, PAPER).save(output_dir)
     failed = []
     for name in args.only or RUNS:
         run_dir = Path(args.runs_dir) / name
         argv = run_argv(name, args)
-        if (run_dir / "test_metrics.json").is_file() and not args.dry_run:
+        if finished(run_dir) and not args.dry_run:
             print(f"{name}: finished already, skipped")
         else:
             print(f"{name}: training", flush=True)

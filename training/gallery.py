@@ -26,7 +26,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from autospecnet.heads import HEADS
-from training.atomic import save_json_atomic
+from autospecnet.records import gallery as gallery_file
+from autospecnet.records.gallery import GalleryItem, GalleryManifest, Mistake
 from training.data import DataError
 from training.evaluate import load_for_evaluation, model_and_data_parser, part_loader
 
@@ -40,7 +41,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         parents=[model_and_data_parser()],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--output", default="assets/gallery/gallery.json", help="the manifest to write")
+    default = f"assets/{gallery_file.FOLDER}/{gallery_file.FILE}"
+    p.add_argument("--output", default=default, help="the manifest to write")
     p.add_argument("--part", default="test", choices=("val", "test"), help="which part's images to show")
     p.add_argument("--per-head", type=int, default=12, help="successes and failures to pick per head")
     p.add_argument("--pick-seed", type=int, default=0, help="seed of the picks")
@@ -91,7 +93,7 @@ def pick(results: list[dict], head: str, correct: bool, count: int, seed: int) -
     return picked
 
 
-def frequent_mistakes(results: list[dict], head: str, count: int) -> list[dict]:
+def frequent_mistakes(results: list[dict], head: str, count: int) -> list[Mistake]:
     """The ``count`` most frequent (true label, predicted label) pairs among the head's mistakes."""
     pairs = Counter(
         (r["true"][head], r["predicted"][head]["label"])
@@ -99,7 +101,7 @@ def frequent_mistakes(results: list[dict], head: str, count: int) -> list[dict]:
         if r["predicted"][head]["label"] != r["true"][head]
     )
     ranked = sorted(pairs.items(), key=lambda pair: (-pair[1], pair[0]))[:count]
-    return [{"true": true, "predicted": predicted, "count": n} for (true, predicted), n in ranked]
+    return [Mistake(true, predicted, n) for (true, predicted), n in ranked]
 
 
 def write_thumbnail(source: Path, target: Path) -> None:
@@ -110,35 +112,35 @@ def write_thumbnail(source: Path, target: Path) -> None:
         image.save(target, "JPEG", quality=85)
 
 
-def main(args) -> dict:
+def main(args) -> GalleryManifest:
     loaded, dataset, split = load_for_evaluation(args)
     model, device = loaded.model, torch.device(args.device)
     loader = part_loader(model, dataset, split[args.part], args)
     results = predict_files(model, loader, device)
 
-    items = []
-    for head in HEADS:
-        for correct in (True, False):
-            for r in pick(results, head, correct, args.per_head, args.pick_seed):
-                items.append({"head": head, "correct": correct, **r})
-    manifest = {
-        "model": args.model,
-        "part": args.part,
-        "images_evaluated": len(results),
-        "per_head": args.per_head,
-        "seed": args.pick_seed,
-        "thumbnail_folder": "thumbnails",
-        "wrong": {head: sum(r["predicted"][head]["label"] != r["true"][head] for r in results) for head in HEADS},
-        "mistakes": {head: frequent_mistakes(results, head, MISTAKES_PER_HEAD) for head in HEADS},
-        "items": items,
-    }
+    items = [
+        GalleryItem(head, correct, r["file"], r["true"], r["predicted"])
+        for head in HEADS
+        for correct in (True, False)
+        for r in pick(results, head, correct, args.per_head, args.pick_seed)
+    ]
+    manifest = GalleryManifest(
+        items,
+        model=args.model,
+        part=args.part,
+        images_evaluated=len(results),
+        per_head=args.per_head,
+        seed=args.pick_seed,
+        wrong={head: sum(r["predicted"][head]["label"] != r["true"][head] for r in results) for head in HEADS},
+        mistakes={head: frequent_mistakes(results, head, MISTAKES_PER_HEAD) for head in HEADS},
+    )
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    save_json_atomic(manifest, output)
+    manifest.save(output)
     if args.thumbnails:
-        for file in sorted({item["file"] for item in items}):
+        for file in sorted({item.file for item in items}):
             write_thumbnail(dataset.root / file, Path(args.thumbnails) / Path(file).name)
-    counts = {h: sum(1 for i in items if i["head"] == h and not i["correct"]) for h in HEADS}
+    counts = {h: sum(1 for i in items if i.head == h and not i.correct) for h in HEADS}
     print(f"{output}: {len(items)} picks from {len(results)} {args.part} images (failures per head: {counts})")
     return manifest
 

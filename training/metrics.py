@@ -34,10 +34,6 @@ class HeadMetrics:
         self.top_predictions.append(logits.detach().topk(self.top_k, dim=1).indices.cpu())
         self.targets.append(targets.detach().cpu())
 
-    @property
-    def count(self) -> int:
-        return sum(len(t) for t in self.targets)
-
     def accuracy(self) -> float:
         if not self.targets:
             return 0.0
@@ -48,7 +44,7 @@ class HeadMetrics:
         top, targets = torch.cat(self.top_predictions), torch.cat(self.targets)
         precision, recall = macro_precision_recall(top[:, 0], targets, self.num_labels)
         return {
-            "acc": (top[:, 0] == targets).double().mean().item(),
+            "accuracy": (top[:, 0] == targets).double().mean().item(),
             "top5": (top == targets[:, None]).any(dim=1).double().mean().item(),
             "precision": precision,
             "recall": recall,

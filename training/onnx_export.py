@@ -6,9 +6,11 @@
 The graph holds everything between a preprocessed batch (N x 3 x S x S, normalised as
 config.json says) and what users see: the network with BatchNorm folded into its
 convolutions, the four heads, and each head's calibrated probabilities (temperatures and
-the class-marginal mix of ``AutoSpecNet.log_probabilities``). Its outputs are named after
-the heads. After writing, the graph is run on ONNX Runtime against the torch model on the
-same inputs; a difference above ``TOLERANCE`` is an error and the file is not kept.
+the class-marginal mix of ``AutoSpecNet.log_probabilities``), named after the heads; then
+what the "sure" rule and the heatmaps read: each head's logits (``model_logits``...), the
+pooled features and the backbone's last feature map (``autospecnet.backends.OUTPUTS``). After
+writing, the graph is run on ONNX Runtime against the torch model on the same inputs; a
+difference above ``TOLERANCE`` is an error and the file is not kept.
 """
 
 from __future__ import annotations
@@ -22,25 +24,31 @@ import numpy as np
 import torch
 from torch import nn
 
-from autospecnet.backends import ONNX_FILE, OnnxBackend
+from autospecnet.backends import ONNX_FILE, OUTPUTS, OnnxBackend
 from autospecnet.config import ModelConfig
 from autospecnet.heads import HEADS
 from autospecnet.model import AutoSpecNet
+from autospecnet.sources import ModelLoadError, load_model
 
 TOLERANCE = 1e-4  # largest difference of a probability between the graph and the torch model
 OPSET = 18
 
 
 class ServingGraph(nn.Module):
-    """The fused network and its calibrated probabilities, in the heads' order."""
+    """The fused network: its calibrated probabilities in the heads' order, then each head's logits, the pooled
+    features and the backbone's last feature map (``OUTPUTS``: the "sure" rule and the heatmaps read them)."""
 
     def __init__(self, model: AutoSpecNet):
         super().__init__()
         self.model = model.fused_for_inference()
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        log_probs = self.model.log_probabilities(self.model(images))
-        return tuple(log_probs[head].exp() for head in HEADS)
+        feature_map = self.model.backbone(images)
+        features = self.model.pool(feature_map)
+        logits = self.model.heads_of(features)
+        log_probs = self.model.log_probabilities(logits)
+        probabilities = tuple(log_probs[head].exp() for head in HEADS)
+        return probabilities + tuple(logits[head] for head in HEADS) + (features, feature_map)
 
 
 def export_onnx(model: AutoSpecNet, folder: Path) -> float:
@@ -55,7 +63,7 @@ def export_onnx(model: AutoSpecNet, folder: Path) -> float:
         (example,),
         str(tmp),
         input_names=["images"],
-        output_names=list(HEADS),
+        output_names=list(OUTPUTS),
         dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1024)},),
         opset_version=OPSET,
         dynamo=True,
@@ -74,12 +82,19 @@ def export_onnx(model: AutoSpecNet, folder: Path) -> float:
 
 
 def _largest_difference(graph: ServingGraph, path: Path, config: ModelConfig) -> float:
+    """The largest difference of a probability, and of the features relative to their largest value."""
     generator = torch.Generator().manual_seed(1)
     batch = torch.randn(4, 3, config.image_size, config.image_size, generator=generator)
     with torch.inference_mode():
-        expected = graph(batch)
-    actual = OnnxBackend(path, config).probabilities(batch.numpy())
-    return max(float(np.abs(actual[h] - e.numpy()).max()) for h, e in zip(HEADS, expected, strict=True))
+        expected = dict(zip(OUTPUTS, (e.numpy() for e in graph(batch)), strict=True))
+    actual = OnnxBackend(path, config).run(batch.numpy())
+    probabilities = max(float(np.abs(actual[h] - expected[h]).max()) for h in HEADS)
+    features = max(
+        float(np.abs(actual[name] - expected[name]).max() / max(1.0, np.abs(expected[name]).max()))
+        for name in OUTPUTS
+        if name not in HEADS
+    )
+    return max(probabilities, features)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -92,8 +107,6 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args) -> None:
-    from autospecnet.sources import ModelLoadError, load_model
-
     try:
         model = load_model(args.model).model
     except ModelLoadError as error:

@@ -17,19 +17,30 @@ weights), ``config.json``, the model card ``README.md``
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
-from autospecnet.sources import ModelLoadError, load_model
+from huggingface_hub import HfApi
+
+from autospecnet.config import CONFIG_FILE
+from autospecnet.records import calibration, history, split, test_metrics
+from autospecnet.records import experiments as experiments_files
+from autospecnet.records import gallery as gallery_file
+from autospecnet.records import open_set as open_set_file
+from autospecnet.records.atomic import replace_folder_atomic
+from autospecnet.records.finder_report import FinderReport
+from autospecnet.records.open_set import OpenSetReport
+from autospecnet.records.test_metrics import PartMetrics
+from autospecnet.records.training_args import TrainingArgs
+from autospecnet.sources import WEIGHTS_FILE, ModelLoadError, load_model
+from autospecnet.sure import STATS_FILE
 from training import runinfo
-from training.atomic import replace_folder_atomic
 from training.card import model_card
 from training.onnx_export import export_onnx
 
-MODEL_FILES = ("config.json", "model.safetensors")
-RECORD_FILES = {"test_metrics.json": "test_metrics.json", "split.json": "split.json", "history.csv": "history.csv",
-                "args.json": "training_args.json"}  # fmt: skip
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+RECORD_FILES = (test_metrics.FILE, split.FILE, history.FILE)  # besides training_args.json, read from the run
+CALIBRATION_FILES = (calibration.FILE, test_metrics.FILE, STATS_FILE)
 MAX_MODEL_MB = 16
 
 
@@ -41,6 +52,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--gallery", default=None, help="gallery folder to include (gallery.json, thumbnails/)")
     p.add_argument("--hardware", default=None, help="what trained it, for the card (default: this machine)")
     p.add_argument("--finder-report", default=None, help="training.finder's report for this model, for the card")
+    p.add_argument("--open-set", default=None, help="training.open_set's report for this recipe: card and folder")
     p.add_argument("--repo-id", default=None, help="Hub repo to push to, owner/name")
     p.add_argument("--private", action="store_true", help="create the Hub repo as private")
     p.add_argument("--dry-run", action="store_true", help="assemble and check; no network")
@@ -53,7 +65,8 @@ def assemble(
     experiments: Path | None,
     gallery: Path | None,
     hardware: str,
-    finder_report: dict | None = None,
+    finder_report: FinderReport | None = None,
+    open_set: Path | None = None,
 ) -> None:
     missing = [f for f in MODEL_FILES if not (run / "best" / f).is_file()]
     missing += [f for f in RECORD_FILES if not (run / f).is_file()]
@@ -63,18 +76,21 @@ def assemble(
     def fill(tmp: Path) -> None:
         for name in MODEL_FILES:
             shutil.copy(run / "best" / name, tmp / name)
-        if (run / "best" / "calibration.json").is_file():
-            shutil.copy(run / "best" / "calibration.json", tmp / "calibration.json")
-        for source, target in RECORD_FILES.items():
-            shutil.copy(run / source, tmp / target)
-        if (run / "best" / "test_metrics.json").is_file():  # written by training.calibrate: the calibrated model's
-            shutil.copy(run / "best" / "test_metrics.json", tmp / "test_metrics.json")
-        (tmp / "README.md").write_text(model_card(run, hardware, finder_report))
+        for name in RECORD_FILES:
+            shutil.copy(run / name, tmp / name)
+        TrainingArgs.load(run).save(tmp)
+        for name in CALIBRATION_FILES:  # training.calibrate's, when it ran: test_metrics.json of the calibrated model
+            if (run / "best" / name).is_file():
+                shutil.copy(run / "best" / name, tmp / name)
+        report = OpenSetReport.load_file(open_set) if open_set else None
+        if open_set:
+            shutil.copy(open_set, tmp / open_set_file.FILE)
+        (tmp / "README.md").write_text(model_card(run, hardware, finder_report, report))
         export_onnx(load_model(tmp).model, tmp)  # the serving graph, checked against the weights
         if experiments:
-            shutil.copytree(experiments, tmp / "experiments")
+            shutil.copytree(experiments, tmp / experiments_files.FOLDER)
         if gallery:
-            shutil.copytree(gallery, tmp / "gallery")
+            shutil.copytree(gallery, tmp / gallery_file.FOLDER)
 
     replace_folder_atomic(folder, fill)
 
@@ -86,12 +102,11 @@ def check(folder: Path) -> list[str]:
         load_model(folder)
     except ModelLoadError as error:
         problems.append(str(error))
-    size_mb = (folder / "model.safetensors").stat().st_size / 2**20
+    size_mb = (folder / WEIGHTS_FILE).stat().st_size / 2**20
     if size_mb > MAX_MODEL_MB:
-        problems.append(f"model.safetensors is {size_mb:.1f} MB, over {MAX_MODEL_MB} MB")
+        problems.append(f"{WEIGHTS_FILE} is {size_mb:.1f} MB, over {MAX_MODEL_MB} MB")
     card = (folder / "README.md").read_text()
-    test = json.loads((folder / "test_metrics.json").read_text())
-    if f"{test['heads']['model']['accuracy']:.2%}" not in card:
+    if f"{PartMetrics.load(folder).heads['model'].accuracy:.2%}" not in card:
         problems.append("the model card does not show the test accuracy")
     if list(folder.rglob("*.pt")) or list(folder.rglob("*.bin")) or list(folder.rglob("*.pkl")):
         problems.append("the folder holds pickle files")
@@ -104,9 +119,10 @@ def check(folder: Path) -> list[str]:
 
 def main(args) -> None:
     run, folder = Path(args.run), Path(args.folder)
-    finder_report = json.loads(Path(args.finder_report).read_text()) if args.finder_report else None
-    assemble(run, folder, args.experiments and Path(args.experiments), args.gallery and Path(args.gallery),
-             args.hardware or runinfo.hardware(), finder_report)  # fmt: skip
+    finder_report = FinderReport.load_file(Path(args.finder_report)) if args.finder_report else None
+    experiments, gallery = args.experiments and Path(args.experiments), args.gallery and Path(args.gallery)
+    open_set = Path(args.open_set) if args.open_set else None
+    assemble(run, folder, experiments, gallery, args.hardware or runinfo.hardware(), finder_report, open_set)
     problems = check(folder)
     if problems:
         raise SystemExit("not publishable:\n- " + "\n- ".join(problems))
@@ -115,8 +131,6 @@ def main(args) -> None:
         return
     if not args.repo_id:
         raise SystemExit("--repo-id is needed to publish (or pass --dry-run)")
-    from huggingface_hub import HfApi
-
     api = HfApi()
     url = api.create_repo(args.repo_id, private=args.private, exist_ok=True)
     commit = api.upload_folder(

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autospecnet.detector import (
-    DETECTOR_SHA256,
+from autospecnet.finder import (
+    FINDER_SHA256,
     CarFinder,
-    DetectorUnavailableError,
+    FinderUnavailableError,
     box_iou,
     decode,
-    detector_path,
+    finder_path,
     letterbox,
 )
 
@@ -42,10 +42,12 @@ def yolox_rows(cells: dict[int, tuple]) -> np.ndarray:
 
 def test_decode_places_boxes_by_grid_cell_and_stride_and_keeps_vehicles_only():
     # Row 52*10 + 20 is stride 8's cell (x=20, y=10); row 2704 + 26*3 + 5 is stride 16's cell (x=5, y=3).
-    output = yolox_rows({
-        52 * 10 + 20: (0.5, 0.5, np.log(4), np.log(2), 0.9, 2, 0.9),  # a car
-        2704 + 26 * 3 + 5: (0.0, 0.0, 0.0, 0.0, 0.9, 0, 0.9),  # a person: not a vehicle
-    })  # fmt: skip
+    output = yolox_rows(
+        {
+            52 * 10 + 20: (0.5, 0.5, np.log(4), np.log(2), 0.9, 2, 0.9),  # a car
+            2704 + 26 * 3 + 5: (0.0, 0.0, 0.0, 0.0, 0.9, 0, 0.9),  # a person: not a vehicle
+        }
+    )
     (car,) = decode(output, ratio=0.5, min_score=0.2)
     cx, cy, w, h = (20.5 * 8, 10.5 * 8, 4 * 8, 2 * 8)
     expected = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]) / 0.5
@@ -54,20 +56,22 @@ def test_decode_places_boxes_by_grid_cell_and_stride_and_keeps_vehicles_only():
 
 
 def test_one_box_per_vehicle_whichever_class_it_scored_as():
-    output = yolox_rows({
-        100: (0.5, 0.5, np.log(4), np.log(4), 0.9, 2, 0.8),  # car
-        101: (-0.5, 0.5, np.log(4), np.log(4), 0.9, 7, 0.7),  # the same vehicle as a truck, one cell over
-        3000: (0.0, 0.0, 0.0, 0.0, 0.9, 5, 0.5),  # a bus elsewhere
-    })  # fmt: skip
+    output = yolox_rows(
+        {
+            100: (0.5, 0.5, np.log(4), np.log(4), 0.9, 2, 0.8),  # car
+            101: (-0.5, 0.5, np.log(4), np.log(4), 0.9, 7, 0.7),  # the same vehicle as a truck, one cell over
+            3000: (0.0, 0.0, 0.0, 0.0, 0.9, 5, 0.5),  # a bus elsewhere
+        }
+    )
     detections = decode(output, ratio=1.0, min_score=0.2)
     assert [d.label for d in detections] == ["car", "bus"]
     assert decode(output, ratio=1.0, min_score=0.5) == detections[:1]
 
 
 def test_a_set_path_that_is_not_there_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setenv("AUTOSPECNET_DETECTOR", str(tmp_path / "missing.onnx"))
-    with pytest.raises(DetectorUnavailableError, match="AUTOSPECNET_DETECTOR names no file"):
-        detector_path()
+    monkeypatch.setenv("AUTOSPECNET_FINDER", str(tmp_path / "missing.onnx"))
+    with pytest.raises(FinderUnavailableError, match="AUTOSPECNET_FINDER names no file"):
+        finder_path()
 
 
 class FileServer:
@@ -97,54 +101,54 @@ class FileServer:
 
 
 def test_download_checks_the_sha256_and_keeps_nothing_wrong(monkeypatch, tmp_path):
-    monkeypatch.delenv("AUTOSPECNET_DETECTOR")
+    monkeypatch.delenv("AUTOSPECNET_FINDER")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    server = FileServer(b"not the detector")
+    server = FileServer(b"not the car finder")
     try:
-        with pytest.raises(DetectorUnavailableError, match="not the expected file"):
-            detector_path(url=server.url)
+        with pytest.raises(FinderUnavailableError, match="not the expected file"):
+            finder_path(url=server.url)
     finally:
         server.close()
     assert list((tmp_path / "autospecnet").iterdir()) == []
 
 
-def test_download_once_into_the_cache_then_use_it(monkeypatch, tmp_path, detector_file):
-    monkeypatch.delenv("AUTOSPECNET_DETECTOR")
+def test_download_once_into_the_cache_then_use_it(monkeypatch, tmp_path, finder_file):
+    monkeypatch.delenv("AUTOSPECNET_FINDER")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    data = detector_file.read_bytes()
-    assert hashlib.sha256(data).hexdigest() == DETECTOR_SHA256
+    data = finder_file.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == FINDER_SHA256
     server = FileServer(data)
     try:
-        assert detector_path(url=server.url) == tmp_path / "autospecnet" / "yolox_nano.onnx"
-        assert detector_path(url=server.url).read_bytes() == data
+        assert finder_path(url=server.url) == tmp_path / "autospecnet" / "yolox_nano.onnx"
+        assert finder_path(url=server.url).read_bytes() == data
     finally:
         server.close()
     assert server.requests == 1
 
 
 def test_offline_without_a_copy_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.delenv("AUTOSPECNET_DETECTOR")
+    monkeypatch.delenv("AUTOSPECNET_FINDER")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    with pytest.raises(DetectorUnavailableError, match="Could not download the car finder"):
-        detector_path(url="http://127.0.0.1:9/yolox_nano.onnx")  # the discard port: nothing listens
+    with pytest.raises(FinderUnavailableError, match="Could not download the car finder"):
+        finder_path(url="http://127.0.0.1:9/yolox_nano.onnx")  # the discard port: nothing listens
 
 
-def test_finds_the_car_of_a_real_whole_photo_at_its_official_box(detector_file, shared_folder):
+def test_finds_the_car_of_a_real_whole_photo_at_its_official_box(finder_file, shared_folder):
     whole = shared_folder / "data" / "stanford-cars-whole"
     with open(whole / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))[:10]
-    finder = CarFinder(detector_file)
+    finder = CarFinder(finder_file)
     for row in rows:
         with Image.open(whole / "images" / row["filename"]) as image:
-            detections = finder.detect(image.convert("RGB"))
+            detections = finder.find(image.convert("RGB"))
         official = np.array([float(row[k]) for k in ("x1", "y1", "x2", "y2")])
         largest = max(detections, key=lambda d: d.area)
         assert box_iou(np.array(largest.box), official[None])[0] >= 0.7, row["filename"]
 
 
-def test_a_photo_without_a_car_has_no_vehicle(detector_file):
+def test_a_photo_without_a_car_has_no_vehicle(finder_file):
     skimage = pytest.importorskip("skimage", reason="sample photos without a car come with scikit-image")
-    finder = CarFinder(detector_file)
+    finder = CarFinder(finder_file)
     for name in ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"):
         with Image.open(Path(skimage.__file__).parent / "data" / name) as image:
-            assert finder.detect(image.convert("RGB")) == [], name
+            assert finder.find(image.convert("RGB")) == [], name

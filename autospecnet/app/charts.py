@@ -6,24 +6,32 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from autospecnet.heads import HEAD_TITLES, METRIC_NAMES, PART_TITLES, history_column
+from autospecnet.heads import HEAD_TITLES
 from autospecnet.predict import HeadPrediction
+from autospecnet.records import history as history_file
+from autospecnet.records.history import METRIC_NAMES, PART_TITLES
 
 
-def probability_bars(prediction: HeadPrediction) -> go.Figure:
-    """Horizontal bars, most probable on top, labelled with percentages."""
+def probability_bars(prediction: HeadPrediction, guess: bool = False) -> go.Figure:
+    """Horizontal bars, most probable on top, labelled with percentages; ``guess``: the title says the answer
+    is a guess, and the bars are grey."""
     labels = [p.label for p in prediction.labels][::-1]
     probs = [p.prob for p in prediction.labels][::-1]
-    colours = ["#9db4d8"] * (len(labels) - 1) + ["#1f5fbf"]
+    top = "#8a8f98" if guess else "#1f5fbf"
+    colours = ["#c9ccd1" if guess else "#9db4d8"] * (len(labels) - 1) + [top]
     figure = go.Figure(
         go.Bar(
-            x=probs, y=labels, orientation="h", marker_color=colours,
-            text=[f"{p:.1%}" for p in probs], textposition="auto",
+            x=probs,
+            y=labels,
+            orientation="h",
+            marker_color=colours,
+            text=[f"{p:.1%}" for p in probs],
+            textposition="auto",
             hovertemplate="%{y}: %{x:.2%}<extra></extra>",
         )
-    )  # fmt: skip
+    )
     figure.update_layout(
-        title=HEAD_TITLES.get(prediction.head, prediction.head),
+        title=HEAD_TITLES.get(prediction.head, prediction.head) + (" — a guess" if guess else ""),
         xaxis={"range": [0, 1], "tickformat": ".0%", "title": None},
         yaxis={"title": None, "automargin": True, "type": "category"},
         height=90 + 28 * len(labels),
@@ -37,7 +45,7 @@ def history_curves(
     histories: dict[str, pd.DataFrame],
     head: str,
     parts: list[str],
-    metric: str = "acc",
+    metric: str = "accuracy",
     x: str = "epoch",
     reference: tuple[str, pd.DataFrame] | None = None,
 ) -> go.Figure:
@@ -47,7 +55,7 @@ def history_curves(
     lines = list(histories.items()) + ([reference] if reference else [])
     for run, history in lines:
         for part in parts:
-            column = history_column(part, head, metric)
+            column = history_file.column(part, head, metric)
             if column not in history or (x == "minutes" and "epoch_time" not in history):
                 continue
             position = history["epoch"] if x == "epoch" else history["epoch_time"].cumsum() / 60
@@ -55,17 +63,22 @@ def history_curves(
                 pd.DataFrame({"x": position, "value": history[column], "run": run, "part": PART_TITLES[part]})
             )
     data = pd.concat(frames) if frames else pd.DataFrame(columns=["x", "value", "run", "part"])
-    figure = px.line(data, x="x", y="value", color="run", line_dash="part", markers=True,
-                     line_dash_map={"train": "dash", "validation": "solid"})  # fmt: skip
+    dashes = {"train": "dash", "validation": "solid"}
+    figure = px.line(data, x="x", y="value", color="run", line_dash="part", markers=True, line_dash_map=dashes)
     if reference:
-        figure.update_traces(selector=lambda trace: trace.legendgroup.startswith(reference[0]),
-                             line_color="#9aa0a6", line_dash="dot")  # fmt: skip
+        figure.update_traces(
+            selector=lambda trace: trace.legendgroup.startswith(reference[0]), line_color="#9aa0a6", line_dash="dot"
+        )
+    x_title = "epoch" if x == "epoch" else "wall-clock minutes (training and validation)"
     figure.update_layout(
-        yaxis={"tickformat": ".0%", "title": f"{HEAD_TITLES.get(head, head)} {METRIC_NAMES[metric]}", "rangemode": "tozero"},
-        xaxis={"title": "epoch" if x == "epoch" else "wall-clock minutes (training and validation)",
-               **({"dtick": 1} if x == "epoch" else {})},
+        yaxis={
+            "tickformat": ".0%",
+            "title": f"{HEAD_TITLES.get(head, head)} {METRIC_NAMES[metric]}",
+            "rangemode": "tozero",
+        },
+        xaxis={"title": x_title, **({"dtick": 1} if x == "epoch" else {})},
         legend={"title": None, "orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},  # long run names: below
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         height=520,
-    )  # fmt: skip
+    )
     return figure

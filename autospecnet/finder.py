@@ -1,14 +1,15 @@
 """The car finder: Megvii's YOLOX-Nano (COCO, Apache-2.0) on ONNX Runtime, vehicles only.
 
-    from autospecnet.detector import CarFinder
-    finder = CarFinder.load()                  # $AUTOSPECNET_DETECTOR, else the user's cache (downloaded once)
+    from autospecnet.finder import CarFinder
+    finder = CarFinder.load()                  # $AUTOSPECNET_FINDER, else the user's cache (downloaded once)
     for car in finder.find(image):             # a PIL image; vehicles above the score threshold, NMS applied
         print(car.box, car.score, car.label)   # (x1, y1, x2, y2) in the photo's pixels, 0.87, "car"
 
-Where the ONNX file comes from: ``$AUTOSPECNET_DETECTOR`` (a path) when set; otherwise
+Where the ONNX file comes from: ``$AUTOSPECNET_FINDER`` (a path; ``$AUTOSPECNET_DETECTOR``, its
+earlier name, is read too) when set; otherwise
 ``~/.cache/autospecnet/yolox_nano.onnx`` (``$XDG_CACHE_HOME`` is honoured), downloaded once
 from a pinned URL and checked against its sha256, as torchvision does for its weights.
-Every failure is a ``DetectorUnavailableError`` with a message for the user.
+Every failure is a ``FinderUnavailableError`` with a message for the user.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-DETECTOR_ENV = "AUTOSPECNET_DETECTOR"
-DETECTOR_URL = (
+from autospecnet.settings import FINDER_ENV, finder_setting
+
+FINDER_URL = (
     "https://github.com/Kazuhito00/YOLOX-ONNX-TFLite-Sample/raw/"
     "3d4f1119d0694200671c08069ecb847aa0d8495a/model/yolox_nano.onnx"
 )
-DETECTOR_SHA256 = "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14"
-DETECTOR_FILE = "yolox_nano.onnx"
+FINDER_SHA256 = "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14"
+FINDER_FILE = "yolox_nano.onnx"
 DOWNLOAD_TIMEOUT_S = 20
 
 INPUT_SIZE = 416
@@ -41,7 +43,7 @@ NMS_IOU = 0.45
 MIN_SCORE = 0.2
 
 
-class DetectorUnavailableError(RuntimeError):
+class FinderUnavailableError(RuntimeError):
     """The car finder's ONNX file could not be found, downloaded or loaded; ``str(error)`` says why."""
 
 
@@ -70,19 +72,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def detector_path(download: bool = True, url: str = DETECTOR_URL) -> Path:
-    """The ONNX file: ``$AUTOSPECNET_DETECTOR``, else the cached copy, else downloaded into the cache."""
-    configured = os.environ.get(DETECTOR_ENV)
+def finder_path(download: bool = True, url: str = FINDER_URL) -> Path:
+    """The ONNX file: ``$AUTOSPECNET_FINDER``, else the cached copy, else downloaded into the cache."""
+    configured = finder_setting()
     if configured:
         path = Path(configured).expanduser()
         if not path.is_file():
-            raise DetectorUnavailableError(f"{DETECTOR_ENV} names no file: {path}.")
+            raise FinderUnavailableError(f"{FINDER_ENV} names no file: {path}.")
         return path
-    cached = cache_dir() / DETECTOR_FILE
-    if cached.is_file() and sha256_of(cached) == DETECTOR_SHA256:
+    cached = cache_dir() / FINDER_FILE
+    if cached.is_file() and sha256_of(cached) == FINDER_SHA256:
         return cached
     if not download:
-        raise DetectorUnavailableError(f"The car finder is not in the cache ({cached}) and downloads are off.")
+        raise FinderUnavailableError(f"The car finder is not in the cache ({cached}) and downloads are off.")
     _download(url, cached)
     return cached
 
@@ -96,16 +98,16 @@ def _download(url: str, target: Path) -> None:
             while block := response.read(1 << 16):
                 out.write(block)
         actual = sha256_of(tmp)
-        if actual != DETECTOR_SHA256:
-            raise DetectorUnavailableError(
+        if actual != FINDER_SHA256:
+            raise FinderUnavailableError(
                 f"The car finder downloaded from {url} is not the expected file (sha256 {actual[:12]}…, "
-                f"expected {DETECTOR_SHA256[:12]}…)."
+                f"expected {FINDER_SHA256[:12]}…)."
             )
         os.replace(tmp, target)
     except OSError as error:  # URLError, timeouts and disk errors are all OSErrors
         reason = getattr(error, "reason", None) or error
-        raise DetectorUnavailableError(
-            f"Could not download the car finder ({reason}). Set {DETECTOR_ENV} to a copy of {DETECTOR_FILE}."
+        raise FinderUnavailableError(
+            f"Could not download the car finder ({reason}). Set {FINDER_ENV} to a copy of {FINDER_FILE}."
         ) from None
     finally:
         tmp.unlink(missing_ok=True)
@@ -191,19 +193,18 @@ class CarFinder:
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs
-            raise DetectorUnavailableError(f"The car finder at {path} could not be loaded ({error}).") from None
+            raise FinderUnavailableError(f"The car finder at {path} could not be loaded ({error}).") from None
         self.input_name = self.session.get_inputs()[0].name
-        self.path = Path(path)
 
     @classmethod
     def load(cls, download: bool = True) -> CarFinder:
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
-            raise DetectorUnavailableError("The car finder needs onnxruntime: pip install onnxruntime.") from None
-        return cls(detector_path(download=download))
+            raise FinderUnavailableError("The car finder needs onnxruntime: pip install onnxruntime.") from None
+        return cls(finder_path(download=download))
 
-    def detect(self, image: Image.Image, min_score: float = MIN_SCORE) -> list[Detection]:
+    def find(self, image: Image.Image, min_score: float = MIN_SCORE) -> list[Detection]:
         """Vehicles in ``image`` (RGB) with a score of at least ``min_score``, best first."""
         tensor, ratio = letterbox(image)
         (output,) = self.session.run(None, {self.input_name: tensor})

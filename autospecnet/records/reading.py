@@ -1,9 +1,5 @@
-"""Files a model folder may carry besides its network (metrics, card, gallery), read defensively.
-
-They come from outside like the weights, but a page can do without each of them: a file that is
-missing, unreadable or of another layout gives ``None`` (logged), never an exception. Paths they
-name are followed only when they stay inside their own folder.
-"""
+"""Reading stored files defensively: a file that is missing, too large or unreadable is None (logged), never
+an exception, and paths a file names are followed only when they stay inside its own folder."""
 
 from __future__ import annotations
 
@@ -12,10 +8,12 @@ import logging
 import math
 from pathlib import Path
 
-from autospecnet.heads import HEADS
-
 log = logging.getLogger("autospecnet")
 MAX_JSON_BYTES = 20 << 20
+
+
+class RecordError(ValueError):
+    """A stored file that is not of the layout its module writes; ``str(error)`` says which."""
 
 
 def read_json(path: Path) -> object | None:
@@ -32,26 +30,25 @@ def read_json(path: Path) -> object | None:
         return None
 
 
-def _fraction(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= 1
+def read_object(path: Path) -> dict:
+    """The JSON object in ``path``; ``RecordError`` when it is missing, unreadable or not an object."""
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise RecordError(f"{path.name} is missing, unreadable or not a JSON object")
+    return value
+
+
+def is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_fraction(value) -> bool:
+    return is_number(value) and 0 <= value <= 1
 
 
 def is_count(value) -> bool:
     """A whole number of things, 0 or more (JSON's true and false are not counts)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def read_test_metrics(folder: Path) -> dict | None:
-    """``test_metrics.json`` when it holds an accuracy between 0 and 1 for each of the four heads."""
-    metrics = read_json(folder / "test_metrics.json")
-    try:
-        if isinstance(metrics["images"], int) and all(_fraction(metrics["heads"][h]["accuracy"]) for h in HEADS):
-            return metrics
-    except (KeyError, TypeError):
-        pass
-    if metrics is not None:
-        log.warning("skipped test_metrics.json of %s: not the layout this app reads", folder.name)
-    return None
 
 
 def inside(folder: Path, relative: str) -> Path | None:
@@ -65,3 +62,11 @@ def inside(folder: Path, relative: str) -> Path | None:
         log.warning("refused the path %r: it leads outside %s", relative, folder.name)
         return None
     return candidate if candidate.is_file() else None
+
+
+def is_subfolder(folder: Path, relative: str) -> bool:
+    """Whether ``folder / relative`` stays inside ``folder``."""
+    if Path(relative).is_absolute():
+        return False
+    root = folder.resolve()
+    return (root / relative).resolve().is_relative_to(root)

@@ -1,8 +1,9 @@
 """The stored experiment runs: per-epoch histories, what each run was, and what they say about the paper's claims.
 
 ``assets/experiments/`` holds one folder per budget (``6-epochs/``, ``40-epochs/``...), each with the
-grid's ``grid.json`` (runs, comparisons, the paper's findings) and a folder per run
-(``history.csv``, ``metadata.json``). A folder that holds runs itself is one budget too.
+grid's ``grid.json`` and a folder per run (``history.csv``, ``metadata.json``; their layouts:
+``autospecnet.records.experiments`` and ``autospecnet.records.history``). A folder that holds runs
+itself is one budget too.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from autospecnet.heads import history_column
-from autospecnet.optional_files import is_count, read_json
+from autospecnet.records import experiments as experiments_files
+from autospecnet.records import history as history_file
+from autospecnet.records.experiments import Grid, RunMetadata
+from autospecnet.records.reading import is_count
+from autospecnet.records.training_args import TrainingArgs
+from autospecnet.sources import ASSETS_DIR, BUNDLED_MODEL_DIR
 
+BUNDLED_EXPERIMENTS = ASSETS_DIR / experiments_files.FOLDER
 log = logging.getLogger("autospecnet")
 SETTING_NAMES = {"image_size": "{} px", "batch_size": "batch {}", "lr": "lr {}"}
 Z_95 = 1.96
@@ -27,14 +33,14 @@ UNEVEN_EPOCHS = 1.3  # slowest over fastest epoch beyond which other work eviden
 class ExperimentRun:
     name: str
     history: pd.DataFrame
-    metadata: dict
+    metadata: RunMetadata
 
     @property
     def reduced_budget(self) -> bool:
-        return not self.metadata.get("budget", {}).get("full_protocol", False)
+        return not self.metadata.budget.full_protocol
 
-    def best(self, head: str = "model", metric: str = "acc") -> float | None:
-        column = history_column("val", head, metric)
+    def best(self, head: str = "model", metric: str = "accuracy") -> float | None:
+        column = history_file.column("val", head, metric)
         return float(self.history[column].max()) if column in self.history and len(self.history) else None
 
     @property
@@ -53,26 +59,28 @@ class ExperimentRun:
 
     @property
     def val_images(self) -> int | None:
-        count = self.metadata.get("data", {}).get("parts", {}).get("val")
+        parts = self.metadata.data.get("parts")
+        count = parts.get("val") if isinstance(parts, dict) else None
         return count if is_count(count) and count > 0 else None
 
     def summary(self) -> dict:
-        m, budget, hp = self.metadata, self.metadata.get("budget", {}), self.metadata.get("hyperparameters", {})
-        test = m.get("test", {}).get("heads", {})
+        m, hp = self.metadata, self.metadata.hyperparameters
+        heads = m.test.get("heads") if isinstance(m.test.get("heads"), dict) else {}
+        test = heads.get("model") if isinstance(heads.get("model"), dict) else {}
         return {
             "run": self.name,
-            "best val acc": self.best(),
-            "test acc": test.get("model", {}).get("accuracy"),
+            "best val accuracy": self.best(),
+            "test accuracy": test.get("accuracy"),
             "image size": hp.get("image_size"),
             "batch": hp.get("batch_size"),
             "lr": hp.get("lr"),
             "lr milestones": " ".join(map(str, hp.get("lr_milestones") or [])) or None,
-            "epochs": budget.get("epochs"),
-            "training images": budget.get("train_images"),
-            "img/s": m.get("train_images_per_second"),
-            "wall time (min)": round(m["wall_seconds"] / 60, 1) if m.get("wall_seconds") else None,
+            "epochs": m.budget.epochs,
+            "training images": m.budget.train_images,
+            "img/s": m.train_images_per_second,
+            "wall time (min)": round(m.wall_seconds / 60, 1) if m.wall_seconds else None,
             "epoch (min)": "{:.1f}–{:.1f}".format(*self.epoch_minutes) if self.epoch_minutes else None,
-            "hardware": m.get("hardware"),
+            "hardware": m.hardware,
         }
 
 
@@ -171,8 +179,7 @@ class Experiments:
     @property
     def budget(self) -> str:
         """The runs' shared budget in words: "6 epochs on 5,707 training crops"."""
-        budgets = {(r.metadata.get("budget", {}).get("epochs"), r.metadata.get("budget", {}).get("train_images"))
-                   for r in self.runs.values()}  # fmt: skip
+        budgets = {(r.metadata.budget.epochs, r.metadata.budget.train_images) for r in self.runs.values()}
         if len(budgets) != 1:
             return "mixed budgets"
         epochs, images = budgets.pop()
@@ -196,34 +203,42 @@ class Experiments:
 def experiment_folders(root: Path) -> dict[str, Path]:
     """Budget name -> folder: ``root`` itself when it holds runs, and each subfolder that does."""
     candidates = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
-    return {(p.name if p != root else "runs"): p for p in candidates if p.is_dir() and any(p.glob("*/history.csv"))}
+    return {
+        (p.name if p != root else "runs"): p for p in candidates if p.is_dir() and any(p.glob(f"*/{history_file.FILE}"))
+    }
 
 
-def find_experiments(model_folder: Path | None, bundled: Path) -> Path | None:
+def find_experiments(model_folder: Path | None, bundled: Path = BUNDLED_EXPERIMENTS) -> Path | None:
     """The model's own experiments (published with it) before the ones bundled with the app."""
-    candidates = [model_folder / "experiments"] if model_folder else []
+    candidates = [model_folder / experiments_files.FOLDER] if model_folder else []
     candidates.append(bundled)
     return next((c for c in candidates if experiment_folders(c)), None)
 
 
 def load_experiments(folder: Path) -> Experiments:
-    grid = read_json(folder / "grid.json")
-    grid = grid if isinstance(grid, dict) else {}
+    grid = Grid.read(folder)
     runs = {}
-    for run_dir in sorted(p for p in folder.iterdir() if (p / "history.csv").is_file()):
-        metadata = read_json(run_dir / "metadata.json")
+    for run_dir in sorted(p for p in folder.iterdir() if (p / history_file.FILE).is_file()):
         try:
-            history = pd.read_csv(run_dir / "history.csv")
+            history = history_file.read_frame(run_dir / history_file.FILE)
         except (OSError, ValueError) as error:
             log.warning("skipped the run %s: %s", run_dir.name, error)
             continue
-        runs[run_dir.name] = ExperimentRun(run_dir.name, history, metadata if isinstance(metadata, dict) else {})
-    planned = grid.get("comparisons", {})
-    comparisons = {name: [r for r in members if r in runs] for name, members in planned.items()}
-    return Experiments(
-        runs,
-        {k: v for k, v in comparisons.items() if v},
-        planned,
-        grid.get("runs", {}),
-        grid.get("paper", {}),
-    )
+        runs[run_dir.name] = ExperimentRun(run_dir.name, history, RunMetadata.read(run_dir))
+    comparisons = {name: [r for r in members if r in runs] for name, members in grid.comparisons.items()}
+    return Experiments(runs, {k: v for k, v in comparisons.items() if v}, grid.comparisons, grid.runs, grid.paper)
+
+
+def bundled_reference() -> tuple[str, pd.DataFrame] | None:
+    """The bundled model's own training (label, history), drawn beside the runs as a reference; None without it."""
+    path = BUNDLED_MODEL_DIR / history_file.FILE
+    if not path.is_file():
+        return None
+    try:
+        history = history_file.read_frame(path)
+    except (OSError, ValueError) as error:
+        log.warning("skipped the bundled model's history: %s", error)
+        return None
+    args = TrainingArgs.read(BUNDLED_MODEL_DIR)
+    label = f"bundled model (other recipe: {args.get('epochs', '?')} epochs, {args.get('augment', '?')} augmentation)"
+    return label, history

@@ -11,15 +11,14 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from autospecnet.annotate import annotated_thumbnail
-from autospecnet.detector import DETECTOR_ENV
+from autospecnet.app.annotate import annotated_thumbnail
 from autospecnet.heads import HEAD_TITLES, HEADS
-from autospecnet.predict import Predictor
-from autospecnet.recognise import FINDER_UNAVAILABLE, Car, Recognizer, load_finder
-from autospecnet.sources import ASSETS_DIR, BUNDLED_MODEL_DIR, MODEL_ENV, LoadedModel, ModelLoadError, load_model
+from autospecnet.recognise import FINDER_UNAVAILABLE, Car, Recognizer
+from autospecnet.settings import MODEL_ENV, finder_setting
+from autospecnet.sources import BUNDLED_MODEL_DIR, LoadedModel, ModelLoadError, load_model
 
-ASSETS = ASSETS_DIR
 DISPLAY_SIDE = 800
+CROP_SIDE = 400
 log = logging.getLogger(__name__)
 
 
@@ -45,28 +44,32 @@ def source_label(source: str) -> str:
     return f"`{source}`"
 
 
+def _recognizer(loaded: LoadedModel) -> Recognizer:
+    recognizer = Recognizer.from_loaded(loaded)
+    if recognizer.finder_error:
+        log.warning(recognizer.finder_error)
+    return recognizer
+
+
 @st.cache_resource(show_spinner="Loading the model…")
-def get_app_model(configured: str | None, detector_setting: str | None = None) -> AppModel:
+def get_app_model(configured: str | None, finder_setting: str | None = None) -> AppModel:
     """The configured source (``$AUTOSPECNET_MODEL``), falling back to the bundled model, and the car finder
-    (``$AUTOSPECNET_DETECTOR`` or the cache); one per process and setting."""
-    finder, finder_error = load_finder()
-    if finder_error:
-        log.warning(finder_error)
+    (``$AUTOSPECNET_FINDER`` or the cache); one per process and setting."""
     failure = None
     if configured:
         try:
             loaded = load_model(configured, label=source_label(configured))
-            return AppModel(loaded, Recognizer(Predictor(loaded), finder, finder_error), None, None)
+            return AppModel(loaded, _recognizer(loaded), None, None)
         except ModelLoadError as error:
             failure = f"Could not load {source_label(configured)}: {error}"
     try:
         loaded = load_model(BUNDLED_MODEL_DIR, label="the bundled model")
-        predictor = Predictor(loaded)
+        recognizer = _recognizer(loaded)
     except ModelLoadError as error:
         hint = f"Set {MODEL_ENV} to a model folder or Hub repo, or train one (see the README)."
         return AppModel(None, None, None, " ".join(filter(None, [failure, f"No model could be loaded: {error}", hint])))
     notice = f"{failure} Using the bundled model instead." if failure else None
-    return AppModel(loaded, Recognizer(predictor, finder, finder_error), notice, None)
+    return AppModel(loaded, recognizer, notice, None)
 
 
 def ensure_app_navigation() -> None:
@@ -85,24 +88,33 @@ def ensure_app_navigation() -> None:
 
 
 def app_model() -> AppModel:
-    return get_app_model(os.environ.get(MODEL_ENV) or None, os.environ.get(DETECTOR_ENV))
+    return get_app_model(os.environ.get(MODEL_ENV) or None, finder_setting())
 
 
 @dataclass(frozen=True)
 class ShownPhoto:
-    """A photo's result as a page shows it: the cars (largest first) and the photo with their boxes."""
+    """A photo's result as a page shows it: the cars (largest first), the photo with their boxes, each car's crop."""
 
     cars: tuple[Car, ...]
     no_car: bool
     picture: Image.Image  # at most DISPLAY_SIDE pixels, boxes drawn and numbered
+    crops: tuple[Image.Image, ...] = ()  # what the classifier saw of each car, at most CROP_SIDE pixels
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
-def recognise_photo(_recognizer: Recognizer, model_key: str, data: bytes, top_k: int, use_finder: bool) -> ShownPhoto:
-    """Find and name the cars of a photo's bytes, decoded once; cached by content, so reruns cost nothing."""
-    result = _recognizer.recognise(data, top_k=top_k, use_finder=use_finder)
+def recognise_photo(
+    _recognizer: Recognizer, model_key: str, data: bytes, top_k: int, use_finder: bool, explain: bool = False
+) -> ShownPhoto:
+    """Find and name the cars of a photo's bytes, decoded once; cached by content, so reruns cost nothing.
+    ``explain``: each head's heatmap too (needs ``_recognizer.predictor.can_explain``)."""
+    result = _recognizer.recognise(data, top_k=top_k, use_finder=use_finder, explain=explain)
     boxes = [car.box for car in result.cars if car.box]
-    return ShownPhoto(result.cars, result.no_car, annotated_thumbnail(result.image, boxes, DISPLAY_SIDE))
+    crops = []
+    for car in result.cars:
+        crop = result.image.crop(car.box) if car.box else result.image.copy()
+        crop.thumbnail((CROP_SIDE, CROP_SIDE))
+        crops.append(crop)
+    return ShownPhoto(result.cars, result.no_car, annotated_thumbnail(result.image, boxes, DISPLAY_SIDE), tuple(crops))
 
 
 def model_key(model: AppModel) -> str:
@@ -117,7 +129,7 @@ def sidebar(model: AppModel) -> None:
             st.error("No model loaded.")
         else:
             loaded = model.loaded
-            if loaded.folder.resolve() == BUNDLED_MODEL_DIR.resolve():
+            if loaded.is_bundled:
                 st.markdown("**Source:** the bundled model")
             elif loaded.kind == "hub":
                 st.markdown(f"**Source:** `{loaded.source}` (Hugging Face Hub)")
@@ -127,9 +139,8 @@ def sidebar(model: AppModel) -> None:
                 st.markdown(f"**Revision:** `{loaded.revision[:12]}`")
             metrics = loaded.test_metrics
             if metrics:
-                heads = metrics["heads"]
-                st.caption(f"Test accuracy ({metrics['images']} held-out crops):")
-                st.markdown("\n".join(f"- {HEAD_TITLES[h]}: **{heads[h]['accuracy']:.1%}**" for h in HEADS))
+                st.caption(f"Test accuracy ({metrics.images} held-out crops):")
+                st.markdown("\n".join(f"- {HEAD_TITLES[h]}: **{metrics.heads[h].accuracy:.1%}**" for h in HEADS))
             else:
                 st.caption("No test metrics were published with this model.")
         if model.notice:

@@ -1,0 +1,118 @@
+"""The About page's text: a model folder's card (README.md, without its YAML front matter), and what "sure"
+means for the model, with the figures measured for it (the card written by ``training.card`` holds the same)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from huggingface_hub import ModelCard
+
+from autospecnet.heads import DISPLAY_ORDER, HEAD_LONG_TITLES
+from autospecnet.records import open_set
+from autospecnet.records.calibration import Calibration
+from autospecnet.records.open_set import OpenSetReport
+from autospecnet.records.reading import RecordError
+from autospecnet.sources import ASSETS_DIR
+
+log = logging.getLogger("autospecnet")
+MAX_CARD_BYTES = 1 << 20
+BUNDLED_OPEN_SET = ASSETS_DIR / open_set.FILE
+SURE_HEADING = "## When it is sure"
+SCORE_WORDS = {
+    "max_softmax": "the 196-class head's largest probability",
+    "max_logit": "the 196-class head's largest logit",
+    "energy": "the log-sum-exp of the 196-class head's logits",
+    "class_mean_cosine": "the cosine similarity of its features to the nearest class's mean features",
+    "knn_cosine": "the cosine similarity of its features to the 10th nearest training crop's",
+}
+
+
+def card_body(folder: Path) -> str | None:
+    """The card's Markdown body, or None (logged) when there is none or it cannot be read."""
+    path = folder / "README.md"
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_CARD_BYTES:
+            return None
+        text = ModelCard.load(path, ignore_metadata_errors=True).text
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        log.warning("skipped the model card of %s: %s", folder.name, error)
+        return None
+    return text.strip() or None
+
+
+def score_words(score: str) -> str:
+    base, _, gate = score.partition("+")
+    words = SCORE_WORDS.get(base, base)
+    return words + (", and the make head's own answer must be the make of the 196-class answer" if gate else "")
+
+
+def _share(value) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def sure_section(calibration: Calibration | None, open_set: OpenSetReport | None, classes: int = 196) -> str:
+    """Markdown: what "sure" means for this model, how often each head is sure on the test part and how often
+    right then, and what the open-set protocol measured for cars it has never seen. Empty without a rule."""
+    if calibration is None or not calibration.sure:
+        return ""
+    sure = calibration.sure
+    rule, goals, test = sure["rule"], sure["precision_goals"], sure["test"]
+    rows = ["| head | sure on the test crops | right when sure | goal on validation |", "|---|---|---|---|"]
+    for head in DISPLAY_ORDER:
+        figures = test[head]
+        rows.append(
+            f"| {HEAD_LONG_TITLES[head]} | {_share(figures['sure'])} | {_share(figures.get('right_when_sure'))} "
+            f"| {goals[head]:.1%} |"
+        )
+    images = test["model"]["images"]
+    text = f"""{SURE_HEADING}
+
+Every answer comes with the model's best guess for each head, and with whether it is **sure** of it.
+For make, body type and model year, sure means that the head's probability is at least a threshold
+fitted on the validation part, the lowest at which its sure answers were right at least as often as
+the goal below. For the car itself (one of {classes} classes), sure also needs the car to look like
+one the model knows: its known score, {score_words(rule["score"])}, must reach the threshold that
+keeps {sure["known_keep"]:.0%} of the validation crops. Otherwise the app says what it is sure of
+("A Mitsubishi SUV — not one of the {classes} models I know") and shows its guesses as guesses.
+Fitted by `python -m training.calibrate`, measured on the {images} test crops (known cars):
+
+{chr(10).join(rows)}
+"""
+    if open_set is not None:
+        text += "\n" + open_set_paragraph(open_set) + "\n"
+    return text
+
+
+def open_set_paragraph(report: OpenSetReport) -> str:
+    protocol, chosen = report.protocol, report.chosen
+    test, msp = chosen["test"], report.scores.get("max_softmax", {}).get("test", {})
+    unknown = chosen.get("sure", {}).get("unknown_test", {})
+    training = protocol.get("training", {})
+    parts = protocol.get("parts", {})
+    seen_make = unknown.get("seen_make", {})
+    return (
+        f"**Cars it has never seen** (`python -m training.open_set`): {protocol.get('held_out')} of the "
+        f"{protocol.get('classes')} classes were held out (seed {protocol.get('seed')}; "
+        f"{len(protocol.get('makes_held_out_whole', []))} makes entirely, the others single models of makes it "
+        f"knows), and the same recipe trained on the rest ({training.get('epochs')} epochs at 224 px). On the test "
+        f"part, {parts.get('known', {}).get('test')} crops of known classes against "
+        f"{parts.get('unknown', {}).get('test')} of held-out ones, the chosen score ({score_words(chosen['score'])}, "
+        f"chosen on validation) separates them with an AUROC of {test['auroc']:.3f} (the largest probability alone: "
+        f"{msp.get('auroc', float('nan')):.3f}); at the threshold that keeps 90 % of the known crops it rejects "
+        f"{test['unknown_rejected']:.1%} of the held-out ones. With the sure rule fitted on that model's validation "
+        f"part as above, it was sure of a (necessarily wrong) name for {_share(unknown.get('model_sure'))} of the "
+        f"held-out test crops, and sure of the make for {_share(seen_make.get('make_sure'))} of those of a make it "
+        f"knows, right {_share(seen_make.get('make_right_when_sure'))} of those times."
+    )
+
+
+def about_sure(folder: Path, bundled_report: Path = BUNDLED_OPEN_SET) -> str:
+    """The sure section for a model folder: its calibration record, and the open-set report published with it
+    (else the one bundled with the app)."""
+    try:
+        calibration = Calibration.load(folder)
+    except RecordError:
+        return ""
+    report = OpenSetReport.read(folder / open_set.FILE) or OpenSetReport.read(bundled_report)
+    return sure_section(calibration, report)
