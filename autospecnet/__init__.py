@@ -1,7 +1,8 @@
 """AutoSpecNet: recognise a car's make, body type, model year and full name from a photo.
 
 This package is the recognition library; ``autospecnet.app`` holds what only the apps use, and
-``autospecnet.records`` the layout of every file the project stores. Serving (``Predictor``, ``Recognizer``, ``load_model``) imports no torch when the model runs on
+``autospecnet.records`` the layout of every file the project stores. Serving (``Predictor``,
+``Recognizer``, ``load_model``) imports no torch when the model runs on
 ONNX Runtime; ``AutoSpecNet``, the torch network, is imported on first use.
 """
 

@@ -41,7 +41,8 @@ result = recognizer.recognise(sys.argv[2])
 seconds = time.perf_counter() - started
 import resource
 answer = result.main.prediction.answer if result.main else "no car"
-print(f"{seconds:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} {recognizer.predictor.backend_name} {'torch' in sys.modules} {answer}")
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{seconds:.3f} {peak_mb:.0f} {recognizer.predictor.backend_name} {'torch' in sys.modules} {answer}")
 """
 
 

@@ -1,7 +1,7 @@
 """From a whole photo to named cars: find each car, crop it with a margin, classify it.
 
     from autospecnet.recognise import Recognizer
-    recognizer = Recognizer.from_source()          # the classifier and the car finder (Recognizer.from_loaded: the same)
+    recognizer = Recognizer.from_source()          # the classifier and the car finder (or from_loaded)
     result = recognizer.recognise("street.jpg")
     for number, car in enumerate(result.cars, 1):  # largest first, at most MAX_CARS
         print(number, car.box, car.prediction.answer)
@@ -10,7 +10,8 @@
 The rules, each chosen on validation data by ``python -m training.finder`` (README, "Real photos"):
 vehicles (COCO car, bus, truck) scoring at least ``MIN_SCORE``; every car, largest first, at most
 ``MAX_CARS``; each crop grows by ``CROP_MARGIN`` of the box on every side (none: the classifier was
-trained on tight boxes, and validation preferred the finder's box as it is; ``assets/finder.json``). The finder, trained on
+trained on tight boxes, and validation preferred the finder's box as it is; ``assets/finder.json``).
+The finder, trained on
 COCO, often misses a car that fills the whole frame (a close-up, or a photo already cropped to the
 car): when it finds nothing, it looks once more at the photo zoomed out on a grey canvas, where such
 a car looks like the cars it knows. Only when that finds nothing either is the answer "no car".

@@ -230,7 +230,8 @@ def _download(repo_id: str, revision: str | None) -> str:
                 f"HF_HUB_OFFLINE is set and {where} is not in the local Hugging Face cache."
             ) from None
         raise HubUnreachableError(
-            f"Cannot reach the Hugging Face Hub ({constants.ENDPOINT}) to fetch {where}, and it is not in the local cache."
+            f"Cannot reach the Hugging Face Hub ({constants.ENDPOINT}) to fetch {where}, and it is not in the "
+            "local cache."
         ) from None
     except HfHubHTTPError as error:
         raise HubUnreachableError(f"The Hugging Face Hub answered with an error for {where}: {error}") from None

@@ -47,7 +47,8 @@ findings = experiments.findings()
 for finding in findings:
     icon = OUTCOME_ICONS[finding.outcome]
     st.markdown(
-        f"{icon} **{finding.question.capitalize()}.** Paper: {finding.paper_claim}. {finding.sentence(experiments.budget)}"
+        f"{icon} **{finding.question.capitalize()}.** Paper: {finding.paper_claim}. "
+        + finding.sentence(experiments.budget)
     )
 
 choices = list(experiments.comparisons) + ["pick runs"]

@@ -25,7 +25,8 @@ import json, sys
 from autospecnet.sources import load_model, ModelLoadError
 try:
     loaded = load_model(sys.argv[1])
-    print(json.dumps({"kind": loaded.kind, "revision": loaded.revision, "classes": len(loaded.model.taxonomy.class_names)}))
+    classes = len(loaded.model.taxonomy.class_names)
+    print(json.dumps({"kind": loaded.kind, "revision": loaded.revision, "classes": classes}))
 except ModelLoadError as error:
     print(json.dumps({"error": type(error).__name__, "message": str(error)}))
 """

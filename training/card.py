@@ -54,7 +54,8 @@ def initialisation(args: TrainingArgs) -> str:
         return "torchvision's `MobileNet_V2_Weights.IMAGENET1K_V2`"
     if backbone == "none":
         return "random"
-    return f"ImageNet MobileNetV2 weights from `{Path(backbone).name}` (converted from Google's TF-slim MobileNetV2 1.0/224)"
+    converted = "converted from Google's TF-slim MobileNetV2 1.0/224"
+    return f"ImageNet MobileNetV2 weights from `{Path(backbone).name}` ({converted})"
 
 
 def model_card(
@@ -171,6 +172,7 @@ def whole_photos_section(report: FinderReport | None) -> str:
         f"{test.whole_photos_classifier_alone:.0%} / {test.whole_photos_official_box:.0%} / "
         f"{test.whole_photos_pipeline:.0%} ({test.whole_photos} photos)"
     )
+    boxes = f"{report.whole_photos_main_box_iou50:.1%} of {report.whole_photos} whole photos"
     return f"""## Whole photos: find the car, then name it
 
 People's photos show a car in a street, not a tight crop. The AutoSpecNet app and command line run
@@ -182,7 +184,7 @@ largest first. Threshold and margin were chosen on the validation part. Measured
 |---|---|
 | test crops, 196 classes: classifier alone / finder + classifier | {crops} |
 | whole photos of the test part: whole photo / official box / finder + classifier | {whole} |
-| finder's main box overlaps the official box (IoU >= 0.5) | {report.whole_photos_main_box_iou50:.1%} of {report.whole_photos} whole photos |
+| finder's main box overlaps the official box (IoU >= 0.5) | {boxes} |
 | largest car of a street scene found | {report.street_largest_car_found:.0%} of {report.street_scenes} scenes |
 | photos without a car answered "no car" | {report.no_car_answered_no_car:.0%} of {report.no_car_photos} |
 

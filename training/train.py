@@ -3,7 +3,8 @@
     # the paper's recipe (SGD 0.01, momentum 0.9, wd 1e-4, 224 px, batch 32), 40 epochs, lr /10 at 20 and 30:
     python -m training.train --data ../shared/data/stanford-cars-train --output-dir runs/paper
     # offline backbone weights, and a run that was killed continues where it stopped:
-    python -m training.train --data ... --output-dir runs/paper --backbone-init ../shared/weights/mobilenet_v2_imagenet.safetensors --resume
+    python -m training.train --data ... --output-dir runs/paper \
+        --backbone-init ../shared/weights/mobilenet_v2_imagenet.safetensors --resume
     # a warm start: a trained model's weights, fine-tuned at a larger input size on its own split
     python -m training.train --data ... --output-dir runs/bundled-400 --init-from assets/model --image-size 400 ...
     # the whole pipeline on a few batches, in seconds:

@@ -134,7 +134,8 @@ class Finding:
 
     @property
     def outcome(self) -> str:
-        """ "waiting" (runs missing), "too close" (the lead is within the noise), "same" or "opposite" (to the paper)."""
+        """ "waiting" (runs missing), "too close" (the lead is within the noise), "same" or "opposite" (to the
+        paper)."""
         if self.winner is None:
             return "waiting"
         if self.noise is not None and self.lead_over(self.runner_up) <= self.noise:
@@ -158,7 +159,8 @@ class Finding:
             relation = "within" if self.outcome == "too close" else "beyond"
             verdict += (
                 f" (a lead of {self.lead_over(self.runner_up) * 100:.1f} points over {self.labels[self.runner_up]}, "
-                f"{relation} the ±{self.noise * 100:.1f} points that sampling {images:,} validation images alone gives)"
+                f"{relation} the ±{self.noise * 100:.1f} points that sampling {images:,} validation images "
+                "alone gives)"
             )
         for run in self.clearly_behind:
             verdict += (

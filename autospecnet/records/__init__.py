@@ -4,7 +4,7 @@
 |---|---|---|---|
 | ``test_metrics.json`` | ``test_metrics`` | training.train, training.calibrate | the sidebar, the card, publish |
 | ``split.json`` | ``split`` | training.train | evaluate, calibrate, finder, card, open_set |
-| ``args.json`` / ``training_args.json`` | ``training_args`` | training.train (publish copies it) | card, evaluate, experiments |
+| ``training_args.json`` | ``training_args`` | training.train (publish copies it) | card, evaluate, experiments |
 | ``history.csv`` | ``history`` | training.train | card, experiments, the Experiments page |
 | ``calibration.json`` | ``calibration`` | training.calibrate | the card |
 | ``finder.json`` | ``finder_report`` | training.finder | the card, the README |
