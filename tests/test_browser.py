@@ -71,24 +71,17 @@ def car_photo(tmp_path_factory) -> Path:
     return target
 
 
+def streamlit_app(port: int) -> list[str]:
+    """The arguments of ``python`` that serve the app on a local port, headless."""
+    serving = ["--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]
+    return ["-m", "streamlit", "run", "app.py", *serving]
+
+
 @pytest.fixture(scope="module")
 def server(model_source, tmp_path_factory):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = [
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+    args = streamlit_app(port) + ["--browser.gatherUsageStats", "false"]
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     with serve(args, f"{url}/_stcore/health", log, env={"AUTOSPECNET_MODEL": model_source}):
         yield url
@@ -146,18 +139,7 @@ def test_deep_link_as_the_first_request_gets_the_app_navigation(model_source, tm
 
     port = free_port()  # a fresh server: Streamlit treats the first request after start differently
     url = f"http://127.0.0.1:{port}"
-    args = [
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-    ]
+    args = streamlit_app(port)
     log = tmp_path / "streamlit.log"
     with (
         serve(args, f"{url}/_stcore/health", log, env={"AUTOSPECNET_MODEL": model_source}),

@@ -24,6 +24,7 @@ from training.data import CarImages, load_dataset, make_split
 from training.train import get_args_parser
 from training.train import main as train
 
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 TINY = ["--image-size", "64", "--batch-size", "8", "--backbone-init", "none", "--workers", "0", "--seed", "3"]
 
 
@@ -446,7 +447,7 @@ def test_calibration_fits_on_validation_and_rewrites_the_model(folder_data, fini
 
 
 def torchrun(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
+    command = [*TORCHRUN, *args]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -472,12 +473,7 @@ def test_two_processes_with_torchrun_see_what_one_process_sees(folder_data, tmp_
     one, two = tmp_path / "one", tmp_path / "two"
     train(get_args_parser().parse_args([*common, "--output-dir", str(one)]))
     command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+        *TORCHRUN,
         "-m",
         "training.train",
         *common,
@@ -542,12 +538,7 @@ def test_gradients_of_two_processes_are_those_of_one(tmp_path):
     )
     two_processes = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
+            *TORCHRUN,
             str(script),
             str(tmp_path / "two.pt"),
         ],
