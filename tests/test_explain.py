@@ -136,3 +136,25 @@ def test_greying_the_hottest_quarter_hurts_more_than_the_coldest(shared_data):
         faithful += after_hot < after_cold
         total += 1
     assert faithful / total >= 0.8, f"{faithful} of {total}"
+
+
+def test_a_graph_exported_before_the_feature_map_still_serves(calibrated_model_dir, tmp_path):
+    """A model.onnx with the four probabilities only (as published before): answers as before, no heatmaps."""
+    import shutil
+
+    import onnx
+
+    from autospecnet.predict import ExplainUnavailableError
+
+    folder = tmp_path / "older"
+    shutil.copytree(calibrated_model_dir, folder)
+    graph = onnx.load(folder / "model.onnx")
+    kept = [output for output in graph.graph.output if output.name in HEADS]
+    del graph.graph.output[:]
+    graph.graph.output.extend(kept)
+    onnx.save(graph, folder / "model.onnx")
+    older, current = Predictor.from_source(str(folder)), Predictor.from_source(str(calibrated_model_dir))
+    assert older.backend_name == "onnxruntime" and not older.can_explain and current.can_explain
+    assert older.predict(photo(4)).heads["make"] == current.predict(photo(4)).heads["make"]
+    with pytest.raises(ExplainUnavailableError, match="export it again"):
+        older.predict(photo(4), explain=True)

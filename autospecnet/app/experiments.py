@@ -242,5 +242,8 @@ def bundled_reference() -> tuple[str, pd.DataFrame] | None:
         log.warning("skipped the bundled model's history: %s", error)
         return None
     args = TrainingArgs.read(BUNDLED_MODEL_DIR)
-    label = f"bundled model (other recipe: {args.get('epochs', '?')} epochs, {args.get('augment', '?')} augmentation)"
-    return label, history
+    recipe = (
+        f"{args.get('epochs', '?')} epochs at {args.get('image_size', '?')} px, {args.get('augment', '?')} augmentation"
+    )
+    start = ", warm-started from a trained model" if args.get("init_from") else ""
+    return f"bundled model (other recipe: {recipe}{start})", history
