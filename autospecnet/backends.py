@@ -25,7 +25,8 @@ from autospecnet.heads import FEATURE_DIM, HEADS
 ONNX_FILE = "model.onnx"
 BACKENDS = ("onnxruntime", "torch")
 LOGITS = tuple(f"{head}_logits" for head in HEADS)
-EXTRAS = (*LOGITS, "features", "feature_map")  # N x labels, N x FEATURE_DIM, N x FEATURE_DIM x h x w
+# N x labels, N x FEATURE_DIM, N x FEATURE_DIM x h x w; with the test-time flip, the mirror's map too (flipped back)
+EXTRAS = (*LOGITS, "features", "feature_map", "feature_map_mirrored")
 OUTPUTS = (*HEADS, *EXTRAS)
 
 
@@ -90,19 +91,20 @@ class TorchBackend:
         self.model = model.fused_for_inference().to(self.device, memory_format=torch.channels_last)
         self._lock = threading.Lock()
 
-    extras = EXTRAS
+    @property
+    def extras(self) -> tuple[str, ...]:
+        return EXTRAS if self.model.flip_average else EXTRAS[:-1]
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
         tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         with torch.inference_mode(), self._lock:
-            feature_map = self.model.backbone(tensor.to(self.device, memory_format=torch.channels_last))
-            features = self.model.pool(feature_map)
-            logits = self.model.heads_of(features)
+            logits, features, feature_maps = self.model.look(tensor.to(self.device, memory_format=torch.channels_last))
             log_probs = self.model.log_probabilities(logits)
             outputs = {head: log_probs[head].exp() for head in HEADS}
             outputs |= {f"{head}_logits": logits[head] for head in HEADS}
-            outputs |= {"features": features, "feature_map": feature_map.contiguous()}
+            outputs |= {"features": features}
+            outputs |= {name: fm.contiguous() for name, fm in zip(EXTRAS[-2:], feature_maps, strict=False)}
             return {name: value.float().cpu().numpy() for name, value in outputs.items()}
 
     def probabilities(self, batch: np.ndarray) -> dict[str, np.ndarray]:

@@ -98,9 +98,9 @@ def measure(photo: str, source: str, runs: int) -> dict:
     if default.can_explain:  # the same path with each head's heatmap: the price of --explain
         functions["explained"] = lambda: default.predict(photo, explain=True)
         outputs = default.backend.run(default.preprocess(photo)[None])
-        feature_map = outputs["feature_map"][0]
+        maps = [outputs[name][0] for name in ("feature_map", "feature_map_mirrored") if name in outputs]
         labels = {head: int(outputs[head][0].argmax()) for head in default.vocabularies}
-        functions["heatmaps"] = lambda: [default.explainer.heatmap(h, feature_map, k) for h, k in labels.items()]
+        functions["heatmaps"] = lambda: [default.explainer.heatmap(h, maps, k) for h, k in labels.items()]
     bare = bare_mobilenet_v2(loaded.config.image_size)
     if bare is not None:
         functions["bare"] = bare

@@ -85,6 +85,8 @@ class ModelConfig:
             for head, value in values.items():
                 if not _number_in(value, low, high):
                     raise ConfigError(f"its {key}[{head!r}] = {value!r} is not a number from {low:g} to {high:g}")
+        if not isinstance(raw.get("flip_average", False), bool):
+            raise ConfigError("its flip_average must be true or false")
         try:
             sure = SureRule.from_config(raw.get("sure"), HEADS)
         except SureRuleError as error:

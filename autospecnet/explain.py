@@ -10,7 +10,8 @@ the exact local linearisation at the input (HiResCAM, Draper et al., 2022; Grad-
 applied cell by cell): the gradient of the shown log-probability with respect to the pooled
 features, computed here in closed form from the heads' weights in ``model.safetensors``, applied to
 each cell; its negative cells (evidence against the answer) are set to zero, and the map is scaled
-to a largest value of 1.
+to a largest value of 1. A model that averages its logits over the image and its mirror
+(``flip_average``) gives both feature maps: each pass's gradient goes on its own cells, summed.
 """
 
 from __future__ import annotations
@@ -64,44 +65,60 @@ class Explainer:
             raise ValueError("only the year, make and body-type heads are pooling and a linear layer")
         return np.tensordot(self.layers[head][0][label], feature_map.astype(np.float64), axes=1)
 
-    def gradient(self, head: str, features: np.ndarray, label: int) -> np.ndarray:
-        """d log P(label) / d features: the shown (calibrated, mixed) log-probability of ``label`` for ``head``."""
-        features = features.astype(np.float64)
-        logits = self.logits(features)
+    def by_logits(self, head: str, logits: dict[str, np.ndarray], label: int) -> dict[str, np.ndarray]:
+        """d log P(label) / d each head's logits: the shown (calibrated, mixed) log-probability of ``label``."""
         t_model = self.temperatures["model"]
         class_probs = np.exp(_log_softmax(logits["model"] / t_model))
-        by_logit = {h: np.zeros_like(logits[h]) for h in ATTRIBUTE_HEADS}  # d y / d attribute logits
-        by_class_logit = np.zeros_like(logits["model"])
+        result = {h: np.zeros_like(logits[h]) for h in ATTRIBUTE_HEADS}
+        result["model"] = np.zeros_like(logits["model"])
         if head == "model":
-            by_class_logit = (np.eye(len(class_probs))[label] - class_probs) / t_model
+            result["model"] = (np.eye(len(class_probs))[label] - class_probs) / t_model
+            return result
+        t, weight = self.temperatures[head], self.marginal_weights[head]
+        own = _log_softmax(logits[head] / t)
+        if weight > 0:
+            marginal = class_probs @ self.membership[head]
+            shown = _log_softmax((1 - weight) * own + weight * np.log(np.maximum(marginal, 1e-12)))
         else:
-            t, weight = self.temperatures[head], self.marginal_weights[head]
-            own = _log_softmax(logits[head] / t)
-            if weight > 0:
-                marginal = class_probs @ self.membership[head]
-                shown = _log_softmax((1 - weight) * own + weight * np.log(np.maximum(marginal, 1e-12)))
-            else:
-                shown = own
-            delta = np.eye(len(shown))[label] - np.exp(shown)  # d y / d (the mixed scores)
-            by_logit[head] = (1 - weight) * delta / t
-            if weight > 0:
-                by_probs = self.membership[head] @ (weight * delta / np.maximum(marginal, 1e-12))
-                by_class_logit = class_probs * (by_probs - class_probs @ by_probs) / t_model
-        # Through the class head: its input is ReLU(features, year, make, type logits).
+            shown = own
+        delta = np.eye(len(shown))[label] - np.exp(shown)  # d y / d (the mixed scores)
+        result[head] = (1 - weight) * delta / t
+        if weight > 0:
+            by_probs = self.membership[head] @ (weight * delta / np.maximum(marginal, 1e-12))
+            result["model"] = class_probs * (by_probs - class_probs @ by_probs) / t_model
+        return result
+
+    def through_heads(self, features: np.ndarray, by_logits: dict[str, np.ndarray]) -> np.ndarray:
+        """d y / d features, from d y / d each head's logits at these features (the class head's input is
+        ReLU(features, year, make, type logits))."""
+        features = features.astype(np.float64)
+        logits = self.logits(features)
         inner = np.concatenate([features, *(logits[h] for h in ATTRIBUTE_HEADS)])
-        by_inner = (self.layers["model"][0].T @ by_class_logit) * (inner > 0)
+        by_inner = (self.layers["model"][0].T @ by_logits["model"]) * (inner > 0)
         gradient = by_inner[:FEATURE_DIM].copy()
         start = FEATURE_DIM
         for h in ATTRIBUTE_HEADS:
             size = len(logits[h])
-            gradient += self.layers[h][0].T @ (by_logit[h] + by_inner[start : start + size])
+            gradient += self.layers[h][0].T @ (by_logits[h] + by_inner[start : start + size])
             start += size
         return gradient
 
-    def heatmap(self, head: str, feature_map: np.ndarray, label: int) -> np.ndarray:
-        """Where the evidence for ``label`` is (h x w, from 0 to 1, top row first) in one image's feature map."""
-        features = feature_map.mean(axis=(1, 2))
-        cells = np.tensordot(self.gradient(head, features, label), feature_map.astype(np.float64), axes=1)
+    def gradient(self, head: str, features: np.ndarray, label: int) -> np.ndarray:
+        """d log P(label) / d features, for one pass over one image's pooled features."""
+        return self.through_heads(features, self.by_logits(head, self.logits(features.astype(np.float64)), label))
+
+    def heatmap(self, head: str, feature_maps: list[np.ndarray], label: int) -> np.ndarray:
+        """Where the evidence for ``label`` is (h x w, from 0 to 1, top row first), from one image's feature map,
+        or its maps over several passes whose logits are averaged (the image and its mirror, the mirror's map
+        flipped back): each pass's gradient on its own cells, summed."""
+        features = [fm.astype(np.float64).mean(axis=(1, 2)) for fm in feature_maps]
+        passes = [self.logits(f) for f in features]
+        averaged = {h: sum(p[h] for p in passes) / len(passes) for h in passes[0]}
+        by_logits = self.by_logits(head, averaged, label)
+        cells = sum(
+            np.tensordot(self.through_heads(f, by_logits) / len(passes), fm.astype(np.float64), axes=1)
+            for f, fm in zip(features, feature_maps, strict=True)
+        )
         cells = np.maximum(cells, 0.0)
         top = cells.max()
         return (cells / top if top > 0 else cells).astype(np.float32)

@@ -58,6 +58,7 @@ class AutoSpecNet(
         temperatures: dict[str, float] | None = None,
         marginal_weights: dict[str, float] | None = None,
         sure: dict | None = None,
+        flip_average: bool = False,
     ):
         super().__init__()
         taxonomy = Taxonomy.from_class_names(class_names)
@@ -76,6 +77,9 @@ class AutoSpecNet(
         self.marginal_weights = {head: float((marginal_weights or {}).get(head, 0.0)) for head in ATTRIBUTE_HEADS}
         # When each head's answer is sure (autospecnet.sure), also fitted by training.calibrate; None: never.
         self.sure = sure
+        # Outside training, average each head's logits over the image and its mirror (test-time augmentation),
+        # when training.calibrate found that it pays on validation.
+        self.flip_average = bool(flip_average)
 
         self.backbone = mobilenet_v2().features
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -107,15 +111,20 @@ class AutoSpecNet(
         )
 
     def with_calibration(
-        self, temperatures: dict[str, float], marginal_weights: dict[str, float], sure: dict | None = None
+        self,
+        temperatures: dict[str, float],
+        marginal_weights: dict[str, float],
+        sure: dict | None = None,
+        flip_average: bool = False,
     ) -> AutoSpecNet:
-        """The same weights with other temperatures, marginal weights and "sure" rule (None: none), recorded in
-        config.json when saved."""
+        """The same weights with other temperatures, marginal weights, "sure" rule (None: none) and test-time flip,
+        recorded in config.json when saved."""
         config = {
             **self._hub_mixin_config,
             "temperatures": dict(temperatures),
             "marginal_weights": dict(marginal_weights),
             "sure": sure,
+            "flip_average": flip_average,
         }
         model = type(self)(**config)
         model.load_state_dict(self.state_dict())
@@ -157,8 +166,23 @@ class AutoSpecNet(
         model = self.model_head(torch.cat([features, year, make, body_type], dim=1))
         return {"model": model, "year": year, "make": make, "type": body_type}
 
+    def look(self, images: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[torch.Tensor]]:
+        """(each head's logits, the pooled features, the feature maps) of a batch. With ``flip_average`` outside
+        training: logits and features averaged over the image and its mirror, and both feature maps, the
+        mirror's flipped back so that its cells lie where the image's do."""
+        feature_map = self.backbone(images)
+        features = self.pool(feature_map)
+        logits = self.heads_of(features)
+        if not self.flip_average or self.training:
+            return logits, features, [feature_map]
+        mirrored_map = self.backbone(images.flip(3))
+        mirrored = self.pool(mirrored_map)
+        mirrored_logits = self.heads_of(mirrored)
+        averaged = {head: (logits[head] + mirrored_logits[head]) / 2 for head in logits}
+        return averaged, (features + mirrored) / 2, [feature_map, mirrored_map.flip(3)]
+
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.heads_of(self.pool(self.backbone(images)))
+        return self.look(images)[0]
 
     def fused_for_inference(self) -> AutoSpecNet:
         """A copy in eval mode with every BatchNorm folded into the convolution before it: same outputs

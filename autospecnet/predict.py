@@ -212,7 +212,8 @@ class Predictor:
             labels, probs = self.vocabularies[head], outputs[head]
             k = len(labels) if top_k is None else max(1, min(top_k, len(labels)))
             order = np.argsort(-probs, kind="stable")[:k]
-            heatmap = self.explainer.heatmap(head, outputs["feature_map"], int(order[0])) if explain else None
+            maps = [outputs[name] for name in ("feature_map", "feature_map_mirrored") if name in outputs]
+            heatmap = self.explainer.heatmap(head, maps, int(order[0])) if explain else None
             ranked = tuple(LabelProbability(labels[i], float(probs[i])) for i in order)
             heads[head] = HeadPrediction(head, ranked, sure[head], heatmap)
         best = heads["model"].top

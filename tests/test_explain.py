@@ -22,23 +22,40 @@ def photo(seed: int, size=(150, 90)) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
 
 
-@pytest.fixture(scope="module")
-def calibrated_model_dir(random_model_dir, tmp_path_factory):
-    """The random model with temperatures and marginal weights, so that every path of the gradient is taken."""
-    folder = tmp_path_factory.mktemp("calibrated") / "model"
-    load_model(random_model_dir).model.with_calibration(*CALIBRATION).save_pretrained(folder)
+def calibrated_copy(random_model_dir, folder, flip_average: bool = False):
+    load_model(random_model_dir).model.with_calibration(*CALIBRATION, flip_average=flip_average).save_pretrained(folder)
     export_onnx(load_model(folder).model, folder)
     return folder
 
 
+@pytest.fixture(scope="module")
+def calibrated_model_dir(random_model_dir, tmp_path_factory):
+    """The random model with temperatures and marginal weights, so that every path of the gradient is taken."""
+    return calibrated_copy(random_model_dir, tmp_path_factory.mktemp("calibrated") / "model")
+
+
+@pytest.fixture(scope="module")
+def flip_model_dir(random_model_dir, tmp_path_factory):
+    """The same, averaging its logits over each image and its mirror."""
+    return calibrated_copy(random_model_dir, tmp_path_factory.mktemp("flip") / "model", flip_average=True)
+
+
 def torch_heatmap(model, batch: np.ndarray, head: str, label: int) -> np.ndarray:
-    """The reference: autograd of the shown log-probability with respect to the feature map, applied cell by cell
-    (HiResCAM), negative cells set to zero, scaled to a largest value of 1."""
+    """The reference: autograd of the shown log-probability with respect to the feature map (both maps for a model
+    that averages over the mirror too), applied cell by cell (HiResCAM), negative cells set to zero, scaled to a
+    largest value of 1."""
     model = model.eval()
-    feature_map = model.backbone(torch.from_numpy(batch)).detach().requires_grad_(True)
-    log_probs = model.log_probabilities(model.heads_of(model.pool(feature_map)))
-    log_probs[head][0, label].backward()
-    cells = (feature_map.grad[0] * feature_map[0]).sum(dim=0).clamp_min(0).detach().numpy()
+    images = torch.from_numpy(batch)
+    maps = [model.backbone(images).detach().requires_grad_(True)]
+    if model.flip_average:
+        maps.append(model.backbone(images.flip(3)).detach().requires_grad_(True))
+    passes = [model.heads_of(model.pool(feature_map)) for feature_map in maps]
+    logits = {h: sum(p[h] for p in passes) / len(passes) for h in passes[0]}
+    model.log_probabilities(logits)[head][0, label].backward()
+    cells = (maps[0].grad[0] * maps[0][0]).sum(dim=0)
+    if len(maps) == 2:  # the mirror's cells, flipped back to where they are on the image
+        cells = cells + (maps[1].grad[0] * maps[1][0]).sum(dim=0).flip(1)
+    cells = cells.clamp_min(0).detach().numpy()
     return cells / cells.max() if cells.max() > 0 else cells
 
 
@@ -62,10 +79,12 @@ def test_a_linear_heads_map_averages_to_its_logit(calibrated_model_dir):
         predictor.explainer.logit_map("model", feature_map, 0)
 
 
-def test_heatmaps_equal_the_torch_reference_on_both_backends(calibrated_model_dir):
-    model = load_model(calibrated_model_dir).model
+@pytest.mark.parametrize("model_dir", ["calibrated_model_dir", "flip_model_dir"])
+def test_heatmaps_equal_the_torch_reference_on_both_backends(model_dir, request):
+    model_dir = request.getfixturevalue(model_dir)
+    model = load_model(model_dir).model
     for backend in ("onnxruntime", "torch"):
-        predictor = Predictor.from_source(str(calibrated_model_dir), backend=backend)
+        predictor = Predictor.from_source(str(model_dir), backend=backend)
         for seed in range(3):
             image = photo(seed, (120 + 10 * seed, 90))
             prediction = predictor.predict(image, explain=True)
@@ -158,3 +177,18 @@ def test_a_graph_exported_before_the_feature_map_still_serves(calibrated_model_d
     assert older.predict(photo(4)).heads["make"] == current.predict(photo(4)).heads["make"]
     with pytest.raises(ExplainUnavailableError, match="export it again"):
         older.predict(photo(4), explain=True)
+
+
+def test_a_flip_averaging_model_answers_a_mirrored_photo_alike(flip_model_dir):
+    image = photo(6, (160, 96))
+    mirrored = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    for backend in ("onnxruntime", "torch"):
+        predictor = Predictor.from_source(str(flip_model_dir), backend=backend)
+        a, b = predictor.predict(image, top_k=None), predictor.predict(mirrored, top_k=None)
+        for head in HEADS:
+            pa, pb = ({p.label: p.prob for p in x.heads[head].labels} for x in (a, b))
+            assert max(abs(pa[k] - pb[k]) for k in pa) < 1e-4
+        explained = predictor.predict(image, explain=True).heads["model"].heatmap
+        assert np.allclose(
+            predictor.predict(mirrored, explain=True).heads["model"].heatmap, explained[:, ::-1], atol=1e-4
+        )

@@ -43,12 +43,10 @@ class ServingGraph(nn.Module):
         self.model = model.fused_for_inference()
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        feature_map = self.model.backbone(images)
-        features = self.model.pool(feature_map)
-        logits = self.model.heads_of(features)
+        logits, features, feature_maps = self.model.look(images)
         log_probs = self.model.log_probabilities(logits)
         probabilities = tuple(log_probs[head].exp() for head in HEADS)
-        return probabilities + tuple(logits[head] for head in HEADS) + (features, feature_map)
+        return probabilities + tuple(logits[head] for head in HEADS) + (features, *feature_maps)
 
 
 def export_onnx(model: AutoSpecNet, folder: Path) -> float:
@@ -56,6 +54,7 @@ def export_onnx(model: AutoSpecNet, folder: Path) -> float:
     folder = Path(folder)
     target, tmp = folder / ONNX_FILE, folder / (ONNX_FILE + ".tmp")
     graph = ServingGraph(model.cpu().eval()).eval()
+    outputs = list(OUTPUTS if model.flip_average else OUTPUTS[:-1])  # the mirror's feature map with the flip only
     size = model.image_size
     example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     torch.onnx.export(
@@ -63,7 +62,7 @@ def export_onnx(model: AutoSpecNet, folder: Path) -> float:
         (example,),
         str(tmp),
         input_names=["images"],
-        output_names=list(OUTPUTS),
+        output_names=outputs,
         dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1024)},),
         opset_version=OPSET,
         dynamo=True,
@@ -86,12 +85,13 @@ def _largest_difference(graph: ServingGraph, path: Path, config: ModelConfig) ->
     generator = torch.Generator().manual_seed(1)
     batch = torch.randn(4, 3, config.image_size, config.image_size, generator=generator)
     with torch.inference_mode():
-        expected = dict(zip(OUTPUTS, (e.numpy() for e in graph(batch)), strict=True))
+        computed = graph(batch)
+        expected = dict(zip(OUTPUTS[: len(computed)], (e.numpy() for e in computed), strict=True))
     actual = OnnxBackend(path, config).run(batch.numpy())
     probabilities = max(float(np.abs(actual[h] - expected[h]).max()) for h in HEADS)
     features = max(
         float(np.abs(actual[name] - expected[name]).max() / max(1.0, np.abs(expected[name]).max()))
-        for name in OUTPUTS
+        for name in expected
         if name not in HEADS
     )
     return max(probabilities, features)

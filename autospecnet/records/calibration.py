@@ -26,12 +26,14 @@ class Calibration:
     val: dict[str, dict[str, dict[str, float]]]  # "before"/"after" -> head -> accuracy, nll, ece
     test: dict[str, dict[str, dict[str, float]]]
     sure: dict | None = None  # the rule, its goals, and per part and head: how often sure, how often right then
+    flip_average: bool = False  # the logits averaged over each image and its mirror
 
     @classmethod
     def load(cls, folder: Path) -> Calibration:
         raw = read_object(Path(folder) / FILE)
         try:
-            return cls(**{key: raw[key] for key in cls.__dataclass_fields__ if key != "sure"}, sure=raw.get("sure"))
+            optional = {"sure": raw.get("sure"), "flip_average": raw.get("flip_average") is True}
+            return cls(**{key: raw[key] for key in cls.__dataclass_fields__ if key not in optional}, **optional)
         except KeyError as error:
             raise RecordError(f"not the layout of {FILE} (no {error})") from None
 
