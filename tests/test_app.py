@@ -357,3 +357,23 @@ def test_the_heatmap_switch_shows_where_each_head_looked(app):
     assert len(images) == 5  # the photo, and a heatmap under each of the four charts
     captions = [image.proto.imgs[0].caption for image in images]
     assert sum(c.startswith("Where it saw ") for c in captions) == 4
+
+
+def test_the_about_page_says_what_sure_means_and_how_often_it_is_right(unsure_app, tmp_path, monkeypatch):
+    folder = tmp_path / "unsure"
+    figures = {h: {"sure": 0.8, "right_when_sure": 0.97, "images": 10} for h in HEADS}
+    record = {
+        "rule": json.loads((folder / "config.json").read_text())["sure"],
+        "known_keep": 0.95,
+        "precision_goals": {h: 0.96 for h in HEADS},
+        "val": figures,
+        "test": figures,
+    }
+    (folder / "calibration.json").write_text(
+        json.dumps({"temperatures": {}, "marginal_weights": {}, "val": {}, "test": {}, "sure": record})
+    )
+    app = unsure_app.switch_page("pages/about.py").run()
+    assert not app.exception
+    text = "\n".join(m.value for m in app.markdown)
+    assert "## When it is sure" in text and "| Car (196 classes) | 80.0% | 97.0% | 96.0% |" in text
+    assert "largest probability" in text  # the known score, in words
