@@ -10,7 +10,7 @@ from autospecnet.finder import CarFinder, FinderUnavailableError
 from autospecnet.heads import HEAD_TITLES, HEADS
 from autospecnet.images import ImageError, read_image
 from autospecnet.labels import CarLabel, LabelError, Taxonomy, parse_class_name
-from autospecnet.predict import HeadPrediction, LabelProbability, Prediction, Predictor
+from autospecnet.predict import ExplainUnavailableError, HeadPrediction, LabelProbability, Prediction, Predictor
 from autospecnet.recognise import Car, PhotoResult, Recognizer
 from autospecnet.sources import (
     HubUnreachableError,
@@ -29,6 +29,7 @@ __all__ = [
     "Car",
     "CarFinder",
     "CarLabel",
+    "ExplainUnavailableError",
     "FinderUnavailableError",
     "HeadPrediction",
     "HubUnreachableError",
