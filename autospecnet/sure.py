@@ -14,7 +14,8 @@ the car is likely one of the 196 at all. numpy only: the serving path runs it wi
 Feature scores compare the pooled features with the training part's: the class means (and, for
 ``knn_cosine``, a bank of training features) ship in the model folder as ``sure.safetensors``.
 A score ending in ``+agreement`` also requires the make head's own answer to be the make of the
-196-class answer. A model without a rule is never sure.
+196-class answer; ``max_softmax*agreement`` is the largest probability times the make head's own
+probability of that make. A model without a rule is never sure.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 BASE_SCORES = ("max_softmax", "max_logit", "energy", "class_mean_cosine", "knn_cosine")
-AGREEMENT = "+agreement"
-SCORES = BASE_SCORES + tuple(score + AGREEMENT for score in BASE_SCORES)
+AGREEMENT = "+agreement"  # gated: the make head's own answer must be the make of the 196-class answer
+SOFT_AGREEMENT = "max_softmax*agreement"  # the largest probability times the make head's own for that make
+SCORES = BASE_SCORES + tuple(score + AGREEMENT for score in BASE_SCORES) + (SOFT_AGREEMENT,)
 FEATURE_SCORES = ("class_mean_cosine", "knn_cosine")  # need sure.safetensors
 STATS_FILE = "sure.safetensors"
 KNN_K = 10
@@ -52,6 +54,11 @@ def known_score(name: str, outputs: dict[str, np.ndarray], stats: dict[str, np.n
     ``features`` for a batch; ``stats``: ``class_means`` (and ``knn_bank``) for feature scores;
     ``class_makes``: each class's index in the make vocabulary."""
     base = name.removesuffix(AGREEMENT)
+    if name == SOFT_AGREEMENT:
+        make_logits = outputs["make_logits"].astype(np.float64)
+        own = np.exp(make_logits - _logsumexp(make_logits)[:, None])  # the make head's own probabilities
+        winner_make = np.asarray(class_makes)[outputs["model"].argmax(axis=1)]
+        return outputs["model"].max(axis=1) * own[np.arange(len(own)), winner_make]
     if base == "max_softmax":
         score = outputs["model"].max(axis=1)
     elif base == "max_logit":
@@ -109,7 +116,8 @@ class SureRule:
         needed = (
             ("features",) if base in FEATURE_SCORES else ("model_logits",) if base in ("max_logit", "energy") else ()
         )
-        return needed + (("make_logits",) if self.score.endswith(AGREEMENT) else ())
+        agreement = self.score.endswith(AGREEMENT) or self.score == SOFT_AGREEMENT
+        return needed + (("make_logits",) if agreement else ())
 
     def decide(self, outputs: dict[str, np.ndarray], stats: dict, class_makes) -> dict[str, np.ndarray]:
         """Per head, a boolean per image of the batch: is its answer sure? And under "known": does the car look

@@ -63,6 +63,10 @@ def test_known_scores_by_hand():
     np.testing.assert_allclose(known_score("knn_cosine", outputs, stats, class_makes), [0.0, 2**-0.5])
     # Both images' make head says make 0; the class head's answers are class 0 (make 0) and class 0 again.
     assert np.isfinite(known_score("max_softmax+agreement", outputs, stats, class_makes)).all()
+    own = np.exp(3.0) / (np.exp(3.0) + 1)  # the make head's own probability of make 0
+    np.testing.assert_allclose(
+        known_score("max_softmax*agreement", outputs, stats, class_makes), [0.7 * own, 0.4 * own]
+    )
     outputs["make_logits"][1] = [0.0, 3.0]  # now the second image's heads disagree
     gated = known_score("max_softmax+agreement", outputs, stats, class_makes)
     assert gated[0] == pytest.approx(0.7) and gated[1] == -np.inf

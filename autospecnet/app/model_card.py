@@ -25,6 +25,8 @@ SCORE_WORDS = {
     "energy": "the log-sum-exp of the 196-class head's logits",
     "class_mean_cosine": "the cosine similarity of its features to the nearest class's mean features",
     "knn_cosine": "the cosine similarity of its features to the 10th nearest training crop's",
+    "max_softmax*agreement": "the 196-class head's largest probability times the make head's own probability "
+    "of that class's make",
 }
 
 
