@@ -93,6 +93,7 @@ def open_set_paragraph(report: OpenSetReport) -> str:
     training = protocol.get("training", {})
     parts = protocol.get("parts", {})
     seen_make = unknown.get("seen_make", {})
+    versus = "" if chosen["score"] == "max_softmax" else f" (the largest probability alone: {msp.get('auroc', 0):.3f})"
     return (
         f"**Cars it has never seen** (`python -m training.open_set`): {protocol.get('held_out')} of the "
         f"{protocol.get('classes')} classes were held out (seed {protocol.get('seed')}; "
@@ -100,8 +101,8 @@ def open_set_paragraph(report: OpenSetReport) -> str:
         f"knows), and the same recipe trained on the rest ({training.get('epochs')} epochs at 224 px). On the test "
         f"part, {parts.get('known', {}).get('test')} crops of known classes against "
         f"{parts.get('unknown', {}).get('test')} of held-out ones, the chosen score ({score_words(chosen['score'])}, "
-        f"chosen on validation) separates them with an AUROC of {test['auroc']:.3f} (the largest probability alone: "
-        f"{msp.get('auroc', float('nan')):.3f}); at the threshold that keeps 90 % of the known crops it rejects "
+        f"chosen on validation) separates them with an AUROC of {test['auroc']:.3f}{versus}; at the threshold that "
+        "keeps 90 % of the known crops it rejects "
         f"{test['unknown_rejected']:.1%} of the held-out ones. With the sure rule fitted on that model's validation "
         f"part as above, it was sure of a (necessarily wrong) name for {_share(unknown.get('model_sure'))} of the "
         f"held-out test crops, and sure of the make for {_share(seen_make.get('make_sure'))} of those of a make it "
