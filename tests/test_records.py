@@ -7,10 +7,18 @@ import json
 import pytest
 
 from autospecnet.records import history
-from autospecnet.records.calibration import Calibration
+from autospecnet.records.calibration import Calibration, SureFigures, SureRecord
 from autospecnet.records.experiments import Budget, Grid, RunMetadata
 from autospecnet.records.gallery import GalleryItem, GalleryManifest, Mistake
-from autospecnet.records.open_set import OpenSetReport
+from autospecnet.records.open_set import (
+    Chosen,
+    OpenSetReport,
+    Protocol,
+    ScoreFigures,
+    ScoreReport,
+    SureOnProtocol,
+    UnknownSure,
+)
 from autospecnet.records.reading import RecordError
 from autospecnet.records.split import Split
 from autospecnet.records.test_metrics import HeadScores, PartMetrics
@@ -30,7 +38,8 @@ def test_each_record_reads_back_what_it_wrote(tmp_path):
     args = TrainingArgs({"epochs": 3, "init_from": "assets/model"}, ["train.py"], {"hardware": "CPU"})
     args.save(tmp_path)
     assert TrainingArgs.load(tmp_path) == args == TrainingArgs.read(tmp_path)
-    calibration = Calibration({"model": 0.7}, {"make": 0.5}, {"before": {}}, {"after": {}}, {"rule": {"score": "x"}})
+    record = SureRecord({"score": "x"}, 0.95, {"make": 0.98}, {"make": SureFigures(0.9, 10, 0.99)}, {})
+    calibration = Calibration({"model": 0.7}, {"make": 0.5}, {"before": {}}, {"after": {}}, record, True)
     calibration.save(tmp_path)
     assert Calibration.load(tmp_path) == calibration
     item = GalleryItem("make", True, "images/1.jpg", dict.fromkeys(HEADS, "x"), {"make": {"label": "x", "prob": 0.9}})
@@ -42,7 +51,16 @@ def test_each_record_reads_back_what_it_wrote(tmp_path):
     metadata = RunMetadata("run", {"lr": 0.01}, Budget(epochs=6, epochs_run=6), wall_seconds=60.0)
     metadata.save(tmp_path)
     assert RunMetadata.read(tmp_path) == metadata
-    report = OpenSetReport({"seed": 0}, ["a"], ["b"], {"energy": {"val": {"auroc": 0.8}}}, {"score": "energy"})
+    figures = ScoreFigures(0.8, 0.5, 0.9, 0.4, 10, 5)
+    unknown = UnknownSure(5, 0.2, 0.4, 0.3, 0.3, 3, 0.5, 0.9, 2, 0.1)
+    sure = SureOnProtocol({"score": "energy"}, {"make": SureFigures(0.7, 10, 0.99)}, unknown)
+    report = OpenSetReport(
+        Protocol(0, 4, 1, 0.25, ["Audi"], [], {"epochs": 2}, {"known": {"test": 10}}, "keeps 90 %", "run/best"),
+        ["a"],
+        ["b"],
+        {"energy": ScoreReport(0.8, 0.4, figures, figures, figures)},
+        Chosen("energy", "the best", True, 0.8, 0.4, sure),
+    )
     report.save_file(tmp_path / "open_set.json")
     assert OpenSetReport.load_file(tmp_path / "open_set.json") == report
 

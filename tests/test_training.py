@@ -633,14 +633,15 @@ def test_the_open_set_protocol_reports_every_score(folder_data, tmp_path):
     report = open_set.main(open_set.get_args_parser().parse_args(argv))
     assert OpenSetReport.load_file(tmp_path / "report.json") == report
     assert set(report.known_classes).isdisjoint(report.unknown_classes)
-    assert len(report.unknown_classes) >= 0.2 * 4 and report.protocol["makes_held_out_whole"]
-    assert set(report.scores) == set(SCORES) and report.chosen["score"] in SCORES
+    assert len(report.unknown_classes) >= 0.2 * 4 and report.protocol.makes_held_out_whole
+    assert set(report.scores) == set(SCORES) and report.chosen.score in SCORES
     for figures in report.scores.values():
-        for part in ("val", "test"):
-            assert 0 <= figures[part]["auroc"] <= 1 and figures[part]["known_kept"] >= 0.9
-    chosen = report.scores[report.chosen["score"]]["val"]["auroc"]
-    assert chosen == max(f["val"]["auroc"] for f in report.scores.values())  # chosen on validation
-    assert set(report.chosen["sure"]["known_test"]) == {"model", "year", "make", "type"}
+        for part in (figures.val, figures.test):
+            assert 0 <= part.auroc <= 1 and part.known_kept >= 0.9
+        assert figures.auroc == figures.test.auroc
+    chosen = report.scores[report.chosen.score].val.auroc
+    assert chosen == max(f.val.auroc for f in report.scores.values())  # chosen on validation
+    assert set(report.chosen.sure.known_test) == {"model", "year", "make", "type"}
     config = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
     assert config["class_names"] == report.known_classes
     # Run again: the finished training is not repeated, and the report is the same.

@@ -41,7 +41,7 @@ from autospecnet.backends import ONNX_FILE
 from autospecnet.config import CONFIG_FILE
 from autospecnet.heads import ATTRIBUTE_HEADS, HEADS
 from autospecnet.records.atomic import replace_folder_atomic
-from autospecnet.records.calibration import Calibration
+from autospecnet.records.calibration import Calibration, SureFigures, SureRecord
 from autospecnet.records.open_set import OpenSetReport
 from autospecnet.records.test_metrics import PartMetrics
 from autospecnet.sources import ASSETS_DIR
@@ -209,22 +209,22 @@ def fit_sure_rule(score: str, outputs: dict, correct: dict, stats: dict, class_m
     return SureRule(score, float(known_threshold), thresholds)
 
 
-def sure_figures(rule: SureRule, outputs: dict, correct: dict | None, stats: dict, class_makes) -> dict:
-    """Per head: the share of the images with a sure answer, and (with ``correct``) how often those are right."""
+def sure_figures(rule: SureRule, outputs: dict, correct: dict, stats: dict, class_makes) -> dict[str, SureFigures]:
+    """Per head: the share of the images with a sure answer, and how often those are right."""
     sure = rule.decide(outputs, stats, class_makes)
-    figures = {}
-    for head in HEADS:
-        share = float(sure[head].mean()) if len(sure[head]) else 0.0
-        figures[head] = {"sure": share, "images": int(len(sure[head]))}
-        if correct is not None:
-            n = int(sure[head].sum())
-            figures[head]["right_when_sure"] = float(correct[head][sure[head]].mean()) if n else None
-    return figures
+    return {
+        head: SureFigures(
+            sure=float(sure[head].mean()) if len(sure[head]) else 0.0,
+            images=int(len(sure[head])),
+            right_when_sure=float(correct[head][sure[head]].mean()) if sure[head].any() else None,
+        )
+        for head in HEADS
+    }
 
 
 def default_sure_score() -> str:
     report = OpenSetReport.read(OPEN_SET_REPORT)
-    return report.chosen["score"] if report and report.chosen.get("score") in SCORES else "max_softmax"
+    return report.chosen.score if report and report.chosen.score in SCORES else "max_softmax"
 
 
 def main(args) -> Calibration:
@@ -266,8 +266,8 @@ def main(args) -> Calibration:
     correct = {part: correct_answers(outputs[part], p.targets) for part, p in parts.items()}
     rule = fit_sure_rule(score, outputs["val"], correct["val"], stats, class_makes)
     sure = {part: sure_figures(rule, outputs[part], correct[part], stats, class_makes) for part in parts}
-    sure_record = {"rule": rule.to_config(), "known_keep": KNOWN_KEEP, "precision_goals": PRECISION, **sure}
-    report = Calibration(temperatures, weights, before_after["val"], before_after["test"], sure_record, flip)
+    record = SureRecord(rule.to_config(), KNOWN_KEEP, PRECISION, sure["val"], sure["test"])
+    report = Calibration(temperatures, weights, before_after["val"], before_after["test"], record, flip)
     final = calibrated.with_calibration(temperatures, weights, sure=rule.to_config(), flip_average=flip)
 
     metrics = {head: HeadMetrics(len(labels)) for head, labels in final.vocabularies.items()}
@@ -297,7 +297,7 @@ def main(args) -> Calibration:
         )
     for part in parts:
         shown = ", ".join(
-            f"{h} {f['sure']:.1%} sure, {f['right_when_sure'] or 0:.1%} of those right" for h, f in sure[part].items()
+            f"{h} {f.sure:.1%} sure, {f.right_when_sure or 0:.1%} of those right" for h, f in sure[part].items()
         )
         print(f"sure ({score}), {part}: {shown}")
     return report

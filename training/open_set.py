@@ -42,11 +42,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autospecnet.heads import ATTRIBUTE_HEADS, HEADS
+from autospecnet.heads import ATTRIBUTE_HEADS
 from autospecnet.labels import parse_class_name
 from autospecnet.model import AutoSpecNet
 from autospecnet.records import history as history_file
-from autospecnet.records.open_set import OpenSetReport
+from autospecnet.records.open_set import (
+    Chosen,
+    OpenSetReport,
+    Protocol,
+    ScoreFigures,
+    ScoreReport,
+    SureOnProtocol,
+    UnknownSure,
+)
 from autospecnet.records.split import Split
 from autospecnet.sure import SCORES, known_score
 from training import calibrate, checkpoint, train
@@ -155,16 +163,16 @@ def operating_point(known: np.ndarray, keep: float = KEEP_KNOWN) -> float:
     return float(ranked[int((1 - keep) * len(ranked))])
 
 
-def figures(known: np.ndarray, unknown: np.ndarray, threshold: float | None = None) -> dict:
+def figures(known: np.ndarray, unknown: np.ndarray, threshold: float | None = None) -> ScoreFigures:
     threshold = operating_point(known) if threshold is None else threshold
-    return {
-        "auroc": auroc(known, unknown),
-        "threshold": threshold,
-        "known_kept": float((known >= threshold).mean()),
-        "unknown_rejected": float((unknown < threshold).mean()),
-        "known_images": len(known),
-        "unknown_images": len(unknown),
-    }
+    return ScoreFigures(
+        auroc=auroc(known, unknown),
+        threshold=threshold,
+        known_kept=float((known >= threshold).mean()),
+        unknown_rejected=float((unknown < threshold).mean()),
+        known_images=len(known),
+        unknown_images=len(unknown),
+    )
 
 
 def measure(model: AutoSpecNet, dataset: CarsDataset, files: list[str], args) -> calibrate.PartOutputs:
@@ -206,15 +214,15 @@ def main(args) -> OpenSetReport:
         values = {key: known_score(name, out, stats, class_makes) for key, out in outputs.items()}
         val = figures(values["known", "val"], values["unknown", "val"])
         test = figures(values["known", "test"], values["unknown", "test"])
-        test["at_validation_threshold"] = figures(values["known", "test"], values["unknown", "test"], val["threshold"])
-        scores[name] = {"val": val, "test": test}
-    chosen = max(SCORES, key=lambda name: scores[name]["val"]["auroc"])
-    why = f"the best AUROC on the validation part ({scores[chosen]['val']['auroc']:.3f})"
+        at_val = figures(values["known", "test"], values["unknown", "test"], val.threshold)
+        scores[name] = ScoreReport(test.auroc, test.unknown_rejected, val, test, at_val)
+    chosen = max(SCORES, key=lambda name: scores[name].val.auroc)
+    why = f"the best AUROC on the validation part ({scores[chosen].val.auroc:.3f})"
     if chosen == "max_softmax":
-        runner_up = max((n for n in SCORES if n != chosen), key=lambda n: scores[n]["val"]["auroc"])
+        runner_up = max((n for n in SCORES if n != chosen), key=lambda n: scores[n].val.auroc)
         why += (
             f": no other score separated the held-out classes better (the next best, {runner_up}, "
-            f"{scores[runner_up]['val']['auroc']:.3f})"
+            f"{scores[runner_up].val.auroc:.3f})"
         )
 
     correct_val = calibrate.correct_answers(outputs["known", "val"], known_parts["val"].targets)
@@ -226,42 +234,41 @@ def main(args) -> OpenSetReport:
         known_classes=known,
         unknown_classes=unknown,
         scores=scores,
-        chosen={
-            "score": chosen,
-            "why": why,
-            "beats_max_softmax": scores[chosen]["test"]["auroc"] > scores["max_softmax"]["test"]["auroc"],
-            "test": scores[chosen]["test"],
-            "sure": {
-                "rule": rule.to_config(),
-                "known_test": calibrate.sure_figures(rule, outputs["known", "test"], correct_test, stats, class_makes),
-                "unknown_test": sure_on_unknowns(
-                    rule, outputs["unknown", "test"], test_makes, model, stats, class_makes
-                ),
-            },
-        },
+        chosen=Chosen(
+            score=chosen,
+            why=why,
+            beats_max_softmax=scores[chosen].auroc > scores["max_softmax"].auroc,
+            auroc=scores[chosen].auroc,
+            unknown_rejected=scores[chosen].unknown_rejected,
+            sure=SureOnProtocol(
+                rule=rule.to_config(),
+                known_test=calibrate.sure_figures(rule, outputs["known", "test"], correct_test, stats, class_makes),
+                unknown_test=sure_on_unknowns(rule, outputs["unknown", "test"], test_makes, model, stats, class_makes),
+            ),
+        ),
     )
     report.save_file(Path(args.output))
     for name in SCORES:
-        val, test = scores[name]["val"], scores[name]["test"]
+        val, test = scores[name].val, scores[name].test
         print(
-            f"{name:<28} AUROC val {val['auroc']:.3f} test {test['auroc']:.3f} | unknown rejected at 90 % known kept: "
-            f"val {val['unknown_rejected']:.1%} test {test['unknown_rejected']:.1%}"
+            f"{name:<28} AUROC val {val.auroc:.3f} test {test.auroc:.3f} | unknown rejected at 90 % known kept: "
+            f"val {val.unknown_rejected:.1%} test {test.unknown_rejected:.1%}"
         )
     print(f"chosen on validation: {chosen}; report: {args.output}")
     return report
 
 
-def protocol(args, class_names, unknown, unseen_makes, best, unknown_files, known_parts) -> dict:
+def protocol(args, class_names, unknown, unseen_makes, best, unknown_files, known_parts) -> Protocol:
     history = history_file.read_rows(Path(args.run_dir) / history_file.FILE)
     unknown_makes_kept = sorted({parse_class_name(n).make for n in unknown} - set(unseen_makes))
-    return {
-        "seed": args.seed,
-        "classes": len(class_names),
-        "held_out": len(unknown),
-        "held_out_share": len(unknown) / len(class_names),
-        "makes_held_out_whole": unseen_makes,
-        "makes_with_seen_and_held_out_models": unknown_makes_kept,
-        "training": {
+    return Protocol(
+        seed=args.seed,
+        classes=len(class_names),
+        held_out=len(unknown),
+        held_out_share=len(unknown) / len(class_names),
+        makes_held_out_whole=unseen_makes,
+        makes_with_seen_and_held_out_models=unknown_makes_kept,
+        training={
             "recipe": " ".join(RECIPE),
             "epochs": args.epochs,
             "epochs_run": len(history),
@@ -270,16 +277,16 @@ def protocol(args, class_names, unknown, unseen_makes, best, unknown_files, know
             else None,
             "hours": sum(float(r["epoch_time"]) for r in history) / 3600 if history else None,
         },
-        "parts": {
+        parts={
             "known": {part: int(len(known_parts[part].features)) for part in ("val", "test")},
             "unknown": {part: len(files) for part, files in unknown_files.items()},
         },
-        "operating_point": f"the threshold that keeps {KEEP_KNOWN:.0%} of the known crops of the same part",
-        "model": str(best),
-    }
+        operating_point=f"the threshold that keeps {KEEP_KNOWN:.0%} of the known crops of the same part",
+        model=str(best),
+    )
 
 
-def sure_on_unknowns(rule, outputs: dict, true_makes: list[str], model, stats, class_makes) -> dict:
+def sure_on_unknowns(rule, outputs: dict, true_makes: list[str], model, stats, class_makes) -> UnknownSure:
     """How often each head is sure on held-out crops: the 196-class answer is then always wrong; the make is
     wrong for a make held out whole, and may be right for a make the model knows."""
     sure = rule.decide(outputs, stats, class_makes)
@@ -290,16 +297,18 @@ def sure_on_unknowns(rule, outputs: dict, true_makes: list[str], model, stats, c
     def share(mask) -> float | None:
         return float(mask.mean()) if len(mask) else None
 
-    return {
-        "images": len(true_makes),
-        **{f"{head}_sure": share(sure[head]) for head in HEADS},
-        "seen_make": {
-            "images": int(seen.sum()),
-            "make_sure": share(sure["make"][seen]),
-            "make_right_when_sure": share(make_right[seen & sure["make"]]),
-        },
-        "unseen_make": {"images": int((~seen).sum()), "make_sure": share(sure["make"][~seen])},
-    }
+    return UnknownSure(
+        images=len(true_makes),
+        model_sure=share(sure["model"]),
+        year_sure=share(sure["year"]),
+        make_sure=share(sure["make"]),
+        type_sure=share(sure["type"]),
+        seen_make_images=int(seen.sum()),
+        seen_make_sure=share(sure["make"][seen]),
+        seen_make_right_when_sure=share(make_right[seen & sure["make"]]),
+        unseen_make_images=int((~seen).sum()),
+        unseen_make_sure=share(sure["make"][~seen]),
+    )
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard
 
-from autospecnet.heads import DISPLAY_ORDER, HEAD_LONG_TITLES
+from autospecnet.heads import DISPLAY_ORDER, HEAD_LONG_TITLES, HEADS
 from autospecnet.records import open_set
 from autospecnet.records.calibration import Calibration
 from autospecnet.records.open_set import OpenSetReport
 from autospecnet.records.reading import RecordError
 from autospecnet.sources import ASSETS_DIR
+from autospecnet.sure import SureRule
 
 log = logging.getLogger("autospecnet")
 MAX_CARD_BYTES = 1 << 20
@@ -56,28 +57,27 @@ def _share(value) -> str:
 def sure_section(calibration: Calibration | None, open_set: OpenSetReport | None, classes: int = 196) -> str:
     """Markdown: what "sure" means for this model, how often each head is sure on the test part and how often
     right then, and what the open-set protocol measured for cars it has never seen. Empty without a rule."""
-    if calibration is None or not calibration.sure:
+    if calibration is None or calibration.sure is None:
         return ""
     sure = calibration.sure
-    rule, goals, test = sure["rule"], sure["precision_goals"], sure["test"]
+    rule = SureRule.from_config(sure.rule, HEADS)
     rows = ["| head | sure on the test crops | right when sure | goal on validation |", "|---|---|---|---|"]
     for head in DISPLAY_ORDER:
-        figures = test[head]
+        figures = sure.test[head]
         rows.append(
-            f"| {HEAD_LONG_TITLES[head]} | {_share(figures['sure'])} | {_share(figures.get('right_when_sure'))} "
-            f"| {goals[head]:.1%} |"
+            f"| {HEAD_LONG_TITLES[head]} | {_share(figures.sure)} | {_share(figures.right_when_sure)} "
+            f"| {sure.precision_goals[head]:.1%} |"
         )
-    images = test["model"]["images"]
     text = f"""{SURE_HEADING}
 
 Every answer comes with the model's best guess for each head, and with whether it is **sure** of it.
 For make, body type and model year, sure means that the head's probability is at least a threshold
 fitted on the validation part, the lowest at which its sure answers were right at least as often as
 the goal below. For the car itself (one of {classes} classes), sure also needs the car to look like
-one the model knows: its known score, {score_words(rule["score"])}, must reach the threshold that
-keeps {sure["known_keep"]:.0%} of the validation crops. Otherwise the app says what it is sure of
+one the model knows: its known score, {score_words(rule.score)}, must reach the threshold that
+keeps {sure.known_keep:.0%} of the validation crops. Otherwise the app says what it is sure of
 ("A Mitsubishi SUV — not one of the {classes} models I know") and shows its guesses as guesses.
-Fitted by `python -m training.calibrate`, measured on the {images} test crops (known cars):
+Fitted by `python -m training.calibrate`, measured on the {sure.test["model"].images} test crops (known cars):
 
 {chr(10).join(rows)}
 """
@@ -88,25 +88,23 @@ Fitted by `python -m training.calibrate`, measured on the {images} test crops (k
 
 def open_set_paragraph(report: OpenSetReport) -> str:
     protocol, chosen = report.protocol, report.chosen
-    test, msp = chosen["test"], report.scores.get("max_softmax", {}).get("test", {})
-    unknown = chosen.get("sure", {}).get("unknown_test", {})
-    training = protocol.get("training", {})
-    parts = protocol.get("parts", {})
-    seen_make = unknown.get("seen_make", {})
-    versus = "" if chosen["score"] == "max_softmax" else f" (the largest probability alone: {msp.get('auroc', 0):.3f})"
+    unknown = chosen.sure.unknown_test
+    msp = report.scores.get("max_softmax")
+    versus = (
+        "" if chosen.score == "max_softmax" or msp is None else f" (the largest probability alone: {msp.auroc:.3f})"
+    )
     return (
-        f"**Cars it has never seen** (`python -m training.open_set`): {protocol.get('held_out')} of the "
-        f"{protocol.get('classes')} classes were held out (seed {protocol.get('seed')}; "
-        f"{len(protocol.get('makes_held_out_whole', []))} makes entirely, the others single models of makes it "
-        f"knows), and the same recipe trained on the rest ({training.get('epochs')} epochs at 224 px). On the test "
-        f"part, {parts.get('known', {}).get('test')} crops of known classes against "
-        f"{parts.get('unknown', {}).get('test')} of held-out ones, the chosen score ({score_words(chosen['score'])}, "
-        f"chosen on validation) separates them with an AUROC of {test['auroc']:.3f}{versus}; at the threshold that "
-        "keeps 90 % of the known crops it rejects "
-        f"{test['unknown_rejected']:.1%} of the held-out ones. With the sure rule fitted on that model's validation "
-        f"part as above, it was sure of a (necessarily wrong) name for {_share(unknown.get('model_sure'))} of the "
-        f"held-out test crops, and sure of the make for {_share(seen_make.get('make_sure'))} of those of a make it "
-        f"knows, right {_share(seen_make.get('make_right_when_sure'))} of those times."
+        f"**Cars it has never seen** (`python -m training.open_set`): {protocol.held_out} of the "
+        f"{protocol.classes} classes were held out (seed {protocol.seed}; {len(protocol.makes_held_out_whole)} makes "
+        f"entirely, the others single models of makes it knows), and the same recipe trained on the rest "
+        f"({protocol.training.get('epochs')} epochs at 224 px). On the test part, "
+        f"{protocol.parts['known']['test']} crops of known classes against {protocol.parts['unknown']['test']} of "
+        f"held-out ones, the chosen score ({score_words(chosen.score)}, chosen on validation) separates them with an "
+        f"AUROC of {chosen.auroc:.3f}{versus}; at the threshold that keeps 90 % of the known crops it rejects "
+        f"{chosen.unknown_rejected:.1%} of the held-out ones. With the sure rule fitted on that model's validation "
+        f"part as above, it was sure of a (necessarily wrong) name for {_share(unknown.model_sure)} of the held-out "
+        f"test crops, and sure of the make for {_share(unknown.seen_make_sure)} of those of a make it knows, right "
+        f"{_share(unknown.seen_make_right_when_sure)} of those times."
     )
 
 
