@@ -97,3 +97,10 @@ def test_a_file_of_another_layout_is_refused_or_skipped(tmp_path):
     (tmp_path / "metadata.json").write_text(json.dumps({"budget": {"epochs": "six"}, "wall_seconds": True}))
     metadata = RunMetadata.read(tmp_path)
     assert metadata.budget.epochs is None and metadata.wall_seconds is None
+
+
+def test_the_bundled_records_are_in_the_layout_their_modules_read():
+    from autospecnet.app.model_card import BUNDLED_OPEN_SET
+
+    report = OpenSetReport.load_file(BUNDLED_OPEN_SET)  # the About page and the card fall silent on a stale layout
+    assert report.chosen.score in report.scores and report.protocol.held_out == len(report.unknown_classes)
