@@ -104,3 +104,13 @@ def test_the_bundled_records_are_in_the_layout_their_modules_read():
 
     report = OpenSetReport.load_file(BUNDLED_OPEN_SET)  # the About page and the card fall silent on a stale layout
     assert report.chosen.score in report.scores and report.protocol.held_out == len(report.unknown_classes)
+
+
+def test_a_warm_start_is_recorded_with_its_donors_own_record(tmp_path):
+    donor = TrainingArgs({"image_size": 224, "epochs": 16}, ["train.py"], {"hardware": "CPU"})
+    args = TrainingArgs({"image_size": 400, "init_from": "assets/model"}, [], {}, {"training_args": donor.to_dict()})
+    args.save(tmp_path)
+    assert TrainingArgs.load(tmp_path) == args and TrainingArgs.load(tmp_path).donor() == donor
+    (tmp_path / "training_args.json").write_text(json.dumps({"epochs": 2, "warm_start": "assets/model"}))
+    with pytest.raises(RecordError, match="warm_start"):
+        TrainingArgs.load(tmp_path)

@@ -16,10 +16,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from autospecnet.records.training_args import TrainingArgs
 from tests.conftest import ROOT, run_python
 from tests.synthetic import CLASSES, make_folder_layout, make_official_layout
 from training import evaluate as evaluate_cli
 from training import experiments, gallery, publish
+from training.card import reproduce
 from training.data import CarImages, load_dataset, make_split
 from training.train import get_args_parser
 from training.train import main as train
@@ -593,7 +595,12 @@ def test_a_warm_start_takes_every_weight_and_its_donors_split(folder_data, finis
     run = tmp_path / "warm"
     train(train_args(folder_data, run, "--epochs", "1", "--init-from", str(finished_run / "best"), "--dry-run"))
     assert json.loads((run / "split.json").read_text()) == json.loads((finished_run / "split.json").read_text())
-    assert json.loads((run / "training_args.json").read_text())["init_from"] == str(finished_run / "best")
+    record = TrainingArgs.load(run)
+    assert record.get("init_from") == str(finished_run / "best")
+    assert record.donor() == TrainingArgs.load(finished_run) and record.warm_start["epochs_run"] == 2
+    commands = reproduce(record).splitlines()  # the card's: the donor's training first, then this one from it
+    assert len(commands) == 2 and "--init-from" not in commands[0]
+    assert commands[1].endswith("--init-from runs/model-warm-start/best") and "--dry-run" not in commands[1]
     leaky = make_split(load_dataset(folder_data), seed=5)  # another split: some of the donor's training images
     leaky.save(tmp_path)  # are in its validation or test part
     with pytest.raises(SystemExit, match="training images are in this run's validation or test part"):

@@ -43,12 +43,16 @@ def training_time(run_dir: Path) -> tuple[int, int, float]:
 
 def initialisation(args: TrainingArgs) -> str:
     """Where the weights started, in words."""
-    if args.get("init_from"):
+    donor = args.donor()
+    if donor is not None:
         return (
-            f"a warm start from the trained model `{Path(args.get('init_from')).name}` (all its weights, heads "
-            "included, fine-tuned here at this input size; its split, so that no image it trained on is "
-            "validated or tested on)"
+            f"a warm start from a model trained first at {donor.get('image_size')} px for "
+            f"{args.warm_start['epochs_run']} epochs ({args.warm_start['hours']:.1f} h), itself from "
+            f"{initialisation(donor)}: all its weights, heads included, fine-tuned here at this input size, on its "
+            "split, so that no image it trained on is validated or tested on (its recipe: the commands below)"
         )
+    if args.get("init_from"):
+        return f"a warm start from the trained model `{Path(args.get('init_from')).name}`"
     backbone = args.get("backbone_init", "imagenet")
     if backbone == "imagenet":
         return "torchvision's `MobileNet_V2_Weights.IMAGENET1K_V2`"
@@ -128,7 +132,7 @@ python -m autospecnet predict car.jpg --model this/repo --json
 ## Reproduce
 
 ```bash
-python -m training.train --data PATH/TO/stanford-cars-train --output-dir runs/model {" ".join(_flags(args))}
+{reproduce(training)}
 python -m training.evaluate --model runs/model/best --data PATH/TO/stanford-cars-train --part test --json
 ```
 """
@@ -241,6 +245,21 @@ def calibration_section(model_folder: Path) -> str:
         + "\n".join(rows)
         + "\n\n"
     )
+
+
+def reproduce(training: TrainingArgs, output_dir: str = "runs/model") -> str:
+    """The ``python -m training.train`` commands that give this run: the warm start's first, when it had one."""
+    flags = _flags(training.settings)
+    donor = training.donor()
+    lines = []
+    if donor is not None:
+        warm_dir = f"{output_dir}-warm-start"
+        lines.append(reproduce(donor, warm_dir))
+        flags = [f for f in flags if not f.startswith("--init-from ")] + [f"--init-from {warm_dir}/best"]
+    lines.append(
+        f"python -m training.train --data PATH/TO/stanford-cars-train --output-dir {output_dir} {' '.join(flags)}"
+    )
+    return "\n".join(lines)
 
 
 def _flags(args: dict) -> list[str]:

@@ -35,6 +35,7 @@ from autospecnet.labels import Taxonomy, read_class_names
 from autospecnet.model import PAPER_DROPOUT, AutoSpecNet
 from autospecnet.records import history as history_file
 from autospecnet.records import split as split_file
+from autospecnet.records import training_args as training_args_file
 from autospecnet.records.atomic import replace_folder_atomic
 from autospecnet.records.split import Split
 from autospecnet.records.test_metrics import PartMetrics
@@ -190,6 +191,19 @@ def check_warm_start_split(donor: Path, split: Split) -> None:
             f"--init-from {donor}: {len(leaked)} of its training images are in this run's validation or test "
             f"part (e.g. {leaked[0]}): use its split (drop --split-file)"
         )
+
+
+def warm_start_record(donor: Path) -> dict:
+    """How the model a run starts from was trained (its own record, epochs and hours), for the run's record:
+    a model folder holds them; a run's ``best/`` has them in the run folder above it."""
+    if not (donor / training_args_file.FILE).is_file() and (donor.parent / training_args_file.FILE).is_file():
+        donor = donor.parent
+    rows = history_file.read_rows(donor / history_file.FILE)
+    return {
+        "training_args": TrainingArgs.read(donor).to_dict(),
+        "epochs_run": len(rows),
+        "hours": sum(float(r.get("epoch_time") or 0) for r in rows) / 3600,
+    }
 
 
 def build_model(args, taxonomy: Taxonomy, state: dict | None) -> AutoSpecNet:
@@ -380,7 +394,11 @@ def train(args, device: torch.device) -> PartMetrics | None:
             "software": runinfo.software(),
             "git_commit": runinfo.git_commit(),
         }
-        TrainingArgs(vars(args), sys.argv, environment).save(out)
+        warm_start = None
+        if args.init_from:  # on --resume the donor folder may hold another model by now: keep what was recorded
+            recorded = TrainingArgs.read(out).warm_start if state is not None else None
+            warm_start = recorded or warm_start_record(Path(args.init_from))
+        TrainingArgs(vars(args), sys.argv, environment, warm_start).save(out)
     trainer = Trainer(args, device, model, loaders, state)
     for epoch in range(trainer.start_epoch, args.epochs):
         trainer.run_epoch(epoch)

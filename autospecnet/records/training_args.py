@@ -1,7 +1,11 @@
 """``training_args.json``: how a model was trained, every ``python -m training.train`` setting and where it ran.
 
     {"image_size": 400, "epochs": 6, "lr": 0.005, ..., "init_from": "assets/model", "train_images": 5707,
-     "argv": ["...train.py", "--data", ...], "environment": {"hardware", "processes", "software", "git_commit"}}
+     "argv": ["...train.py", "--data", ...], "environment": {"hardware", "processes", "software", "git_commit"},
+     "warm_start": {"training_args": {...the donor's own record...}, "epochs_run": 16, "hours": 1.5}}
+
+``warm_start`` is there when the run started from a trained model (``--init-from``): how that model
+was trained, so that the record still tells the whole recipe once the donor folder is gone or replaced.
 
 The run folder holds it as training starts (with the values derived then, such as the LR milestones
 and the number of training images); ``training.publish`` copies it into the model folder. Run folders
@@ -25,20 +29,28 @@ class TrainingArgs:
     settings: dict  # flag name (argparse dest) -> value
     argv: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)
+    warm_start: dict | None = None  # the donor's {"training_args", "epochs_run", "hours"}, after --init-from
 
     def get(self, key: str, default=None):
         return self.settings.get(key, default)
 
     def to_dict(self) -> dict:
-        return {**self.settings, "argv": self.argv, "environment": self.environment}
+        record = {**self.settings, "argv": self.argv, "environment": self.environment}
+        return {**record, "warm_start": self.warm_start} if self.warm_start else record
+
+    def donor(self) -> TrainingArgs | None:
+        """How the model this run started from was trained, when it started from one."""
+        return TrainingArgs.from_dict(self.warm_start["training_args"]) if self.warm_start else None
 
     @classmethod
     def from_dict(cls, raw: dict) -> TrainingArgs:
-        settings = {k: v for k, v in raw.items() if k not in ("argv", "environment")}
-        argv, environment = raw.get("argv", []), raw.get("environment", {})
+        settings = {k: v for k, v in raw.items() if k not in ("argv", "environment", "warm_start")}
+        argv, environment, warm_start = raw.get("argv", []), raw.get("environment", {}), raw.get("warm_start")
         if not isinstance(argv, list) or not isinstance(environment, dict):
             raise RecordError(f"not the layout of {FILE}")
-        return cls(settings, argv, environment)
+        if warm_start is not None and not (isinstance(warm_start, dict) and "training_args" in warm_start):
+            raise RecordError(f"not the layout of {FILE} (warm_start)")
+        return cls(settings, argv, environment, warm_start)
 
     @classmethod
     def load(cls, folder: Path) -> TrainingArgs:
