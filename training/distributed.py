@@ -12,6 +12,7 @@ SyncBatchNorm does not run. Only the first process writes histories, checkpoints
 
 from __future__ import annotations
 
+import gc
 import os
 
 import torch
@@ -44,6 +45,7 @@ def setup(device_name: str) -> torch.device:
 
 def teardown() -> None:
     if dist.is_available() and dist.is_initialized():
+        gc.collect()  # autograd graphs still holding gloo's work objects: freed now, not at interpreter exit (SIGABRT)
         dist.destroy_process_group()
 
 

@@ -366,7 +366,9 @@ def main(args) -> PartMetrics | None:
     """Train one run; under torchrun every process trains, and the first one writes (returns the test metrics)."""
     device = distributed.setup(args.device)
     try:
-        return train(args, device)
+        metrics = train(args, device)
+        distributed.barrier()  # every process done before any tears the group down (else gloo can abort at exit)
+        return metrics
     finally:
         distributed.teardown()
 
