@@ -38,7 +38,7 @@ def training_time(run_dir: Path) -> tuple[int, int, float]:
     """(best epoch on validation accuracy, epochs run, hours spent on them)."""
     rows = history_file.read_rows(run_dir / history_file.FILE)
     best = history_file.best_epoch(rows)
-    return int(best["epoch"]), len(rows), sum(float(r["epoch_time"]) for r in rows) / 3600
+    return int(best["epoch"]), len(rows), history_file.seconds(rows) / 3600
 
 
 def initialisation(args: TrainingArgs) -> str:

@@ -165,7 +165,7 @@ def export(name: str, run_dir: Path, output_dir: Path) -> None:
         hardware=environment.get("hardware"),
         software=environment.get("software"),
         git_commit=environment.get("git_commit"),
-        wall_seconds=round(sum(float(row["epoch_time"]) for row in history), 1),
+        wall_seconds=round(history_file.seconds(history), 1),
         train_images_per_second=round(train_images * len(history) / train_seconds, 1)
         if train_images and math.isfinite(train_seconds) and train_seconds > 0
         else None,

@@ -275,7 +275,7 @@ def protocol(args, class_names, unknown, unseen_makes, best, unknown_files, know
             "best_val_accuracy": float(history_file.best_epoch(history)[history_file.column("val", "model")])
             if history
             else None,
-            "hours": sum(float(r["epoch_time"]) for r in history) / 3600 if history else None,
+            "hours": history_file.seconds(history) / 3600 if history else None,
         },
         parts={
             "known": {part: int(len(known_parts[part].features)) for part in ("val", "test")},

@@ -202,7 +202,7 @@ def warm_start_record(donor: Path) -> dict:
     return {
         "training_args": TrainingArgs.read(donor).to_dict(),
         "epochs_run": len(rows),
-        "hours": sum(float(r.get("epoch_time") or 0) for r in rows) / 3600,
+        "hours": history_file.seconds(rows) / 3600,
     }
 
 
@@ -366,9 +366,7 @@ def main(args) -> PartMetrics | None:
     """Train one run; under torchrun every process trains, and the first one writes (returns the test metrics)."""
     device = distributed.setup(args.device)
     try:
-        metrics = train(args, device)
-        distributed.barrier()  # every process done before any tears the group down (else gloo can abort at exit)
-        return metrics
+        return train(args, device)
     finally:
         distributed.teardown()
 

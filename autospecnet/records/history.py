@@ -65,6 +65,11 @@ def read_frame(path: Path) -> pd.DataFrame:
     return frame.rename(columns=_current_name)
 
 
+def seconds(rows: list[dict]) -> float:
+    """The time the epochs took, training and validation, in seconds."""
+    return sum(float(r.get("epoch_time") or 0) for r in rows)
+
+
 def best_epoch(rows: list[dict]) -> dict:
     """The row of the epoch with the best validation accuracy (196 classes): the one a run keeps."""
     return max(rows, key=lambda r: float(r[column("val", "model")]))
