@@ -16,6 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from autospecnet.records import history as history_file
 from autospecnet.records.training_args import TrainingArgs
 from tests.conftest import ROOT, run_python
 from tests.synthetic import CLASSES, make_folder_layout, make_official_layout
@@ -613,6 +614,28 @@ def test_a_warm_start_takes_every_weight_and_its_donors_split(folder_data, finis
             str(tmp_path / "split.json"),
         ]
         train(train_args(folder_data, tmp_path / "leak", *extra))
+
+
+def test_bfloat16_autocast_on_the_cpu_trains_like_float32(folder_data, finished_run, tmp_path):
+    """--amp on a CPU: the same epoch from the same weights, in bfloat16, keeps finite float32 weights, with
+    about the float32 run's loss, and its 196-class head learns in the same direction. (The first layers of
+    this tiny, barely trained network move differently: bfloat16 rounds their small gradients.)"""
+    runs = {name: tmp_path / name for name in ("float32", "bfloat16")}
+    for name, run in runs.items():
+        extra = ["--amp"] if name == "bfloat16" else []
+        train(train_args(folder_data, run, "--epochs", "1", "--init-from", str(finished_run / "best"), *extra))
+    assert TrainingArgs.load(runs["bfloat16"]).get("amp") is True
+    donor = load_file(finished_run / "best" / "model.safetensors")
+    weights = {name: load_file(run / "best" / "model.safetensors") for name, run in runs.items()}
+    assert all(v.dtype == donor[k].dtype and torch.isfinite(v).all() for k, v in weights["bfloat16"].items())
+    step = {name: (w["model_head.2.weight"] - donor["model_head.2.weight"]).flatten() for name, w in weights.items()}
+    assert step["float32"].norm() > 0
+    assert torch.nn.functional.cosine_similarity(step["float32"], step["bfloat16"], dim=0) > 0.5
+    losses = {
+        name: float(history_file.read_rows(run / history_file.FILE)[0]["train_loss"]) for name, run in runs.items()
+    }
+    assert losses["bfloat16"] != losses["float32"]  # it did compute in bfloat16
+    assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.05)
 
 
 def test_training_on_some_classes_keeps_their_images_of_the_whole_split(folder_data, tmp_path):

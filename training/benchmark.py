@@ -2,6 +2,7 @@
 torchvision MobileNetV2 step on ready-made tensors, at the same image size, batch and threads.
 
     python -m training.benchmark --data ../shared/data/stanford-cars-train --image-size 224 --batch-size 32
+    python -m training.benchmark --data ../shared/data/stanford-cars-train --image-size 400 --amp   # bfloat16
 
 Prints images per second of both and their ratio (goal: ours >= 0.9 x bare, i.e. the data
 pipeline and the extra heads are not the bottleneck). A benchmark, not a test: it prints figures.
@@ -34,6 +35,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--amp", action="store_true", help="both steps under bfloat16 autocast, as training.train --amp")
     return p
 
 
@@ -58,9 +60,13 @@ def main(args) -> None:
     model.train().to(memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
 
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp)
+
     def ours(batch):
         images, targets, _ = batch
-        loss = multitask_loss(model(images.to(memory_format=memory_format)), targets, model, PAPER_LOSS)
+        with autocast():
+            loss = multitask_loss(model(images.to(memory_format=memory_format)), targets, model, PAPER_LOSS)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -72,7 +78,8 @@ def main(args) -> None:
     labels = torch.randint(0, classes, (args.batch_size,))
 
     def bare_step(_):
-        loss = F.cross_entropy(bare(tensors), labels)
+        with autocast():
+            loss = F.cross_entropy(bare(tensors), labels)
         bare_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         bare_optimizer.step()
@@ -88,7 +95,7 @@ def main(args) -> None:
     print(f"machine: {runinfo.hardware()}; {runinfo.software()}")
     print(
         f"settings: {args.image_size} px, batch {args.batch_size}, {args.workers} workers, "
-        f"channels_last={args.channels_last}, {args.steps} timed steps after {args.warmup}"
+        f"channels_last={args.channels_last}, bfloat16 autocast={args.amp}, {args.steps} timed steps after {args.warmup}"
     )
     print(f"bare torchvision MobileNetV2 step (tensors ready): {bare_rate:6.1f} img/s")
     print(f"AutoSpecNet step (JPEG decode, transforms, 4 heads): {ours_rate:6.1f} img/s")

@@ -119,7 +119,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader worker processes")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
+    p.add_argument(
+        "--amp",
+        action="store_true",
+        help="bfloat16 autocast: GPUs, and CPUs with AVX512-BF16 or AMX (weights stay float32)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument(
         "--checkpoint-minutes",
