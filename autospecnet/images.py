@@ -2,7 +2,9 @@
 
 Accepts bytes, a path or a binary file object, in the formats of ``PHOTO_TYPES``: what
 Pillow reads, plus HEIC/HEIF, the default of iPhones (through pillow-heif, which applies
-the file's own rotation, so EXIF orientation is not applied twice). Handles EXIF orientation, every
+the file's own rotation, so EXIF orientation is not applied twice; the serving requirements bring it,
+and where it is missing, as on a bare training machine, a HEIC photo is refused with the command
+that adds it). Handles EXIF orientation, every
 PIL mode (CMYK, palette with transparency, LA, 16-bit and float greyscale, 1-bit)
 and animated files (first frame). Refuses empty files, non-images, truncated or
 corrupt data, images over ``MAX_PIXELS`` (decompression bombs) and images under
@@ -19,16 +21,22 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import pillow_heif
 from PIL import Image, ImageOps
 
-pillow_heif.register_heif_opener()
+try:
+    import pillow_heif
+except ImportError:
+    pillow_heif = None
+else:
+    pillow_heif.register_heif_opener()
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 MIN_SIDE = 32
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif", "avif", "bmp", "gif", "tif", "tiff"]
 PHOTO_FORMATS = "JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF, TIFF"
+
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 
 ImageSource = bytes | bytearray | str | os.PathLike | BinaryIO
 
@@ -87,6 +95,8 @@ def read_image(source: ImageSource) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"This image is too large; the limit is {MAX_PIXELS / 1e6:.0f} megapixels.") from None
     except Image.UnidentifiedImageError:
+        if pillow_heif is None and _is_heif(data):
+            raise ImageError("This is a HEIC photo; reading it needs pillow-heif: pip install pillow-heif.") from None
         raise ImageError(f"This file is not an image we can read ({PHOTO_FORMATS}).") from None
     except Exception as error:  # PIL raises many types for corrupt data: OSError, SyntaxError, ValueError...
         raise ImageError(f"This file is not an image we can read ({_describe(error)}).") from None
@@ -96,6 +106,11 @@ def read_image(source: ImageSource) -> Image.Image:
             f"a car needs at least {MIN_SIDE} pixels on each side."
         )
     return image
+
+
+def _is_heif(data: bytes) -> bool:
+    """An ISO base media file whose brand is one of HEIF's (the HEIC of iPhones among them)."""
+    return data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
 
 
 def _describe(error: Exception) -> str:

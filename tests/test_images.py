@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from autospecnet.images import MAX_FILE_BYTES, ImageError, read_image
+from tests.conftest import run_python
 
 
 def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -183,3 +184,20 @@ def test_path_file_object_and_bytes_agree(tmp_path):
 def test_missing_path(tmp_path):
     with pytest.raises(ImageError, match="Cannot open nothing.jpg"):
         read_image(tmp_path / "nothing.jpg")
+
+
+def test_without_pillow_heif_a_heic_photo_is_refused_with_the_command_that_adds_it(tmp_path):
+    Image.new("RGB", (64, 48), "red").save(tmp_path / "IMG_0001.HEIC", "HEIF")  # pillow-heif is here
+    Image.new("RGB", (64, 48), "red").save(tmp_path / "car.jpg")
+    code = (
+        "import sys; sys.modules['pillow_heif'] = None\n"  # as on a machine without it
+        "from autospecnet.images import ImageError, read_image\n"
+        "print(read_image(sys.argv[1]).size)\n"
+        "try:\n    read_image(sys.argv[2])\nexcept ImageError as error:\n    print(error)\n"
+    )
+    result = run_python("-c", code, str(tmp_path / "car.jpg"), str(tmp_path / "IMG_0001.HEIC"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "(64, 48)",
+        "This is a HEIC photo; reading it needs pillow-heif: pip install pillow-heif.",
+    ]
