@@ -1,12 +1,11 @@
 """Read an uploaded photo into an upright 8-bit RGB image, or say plainly why not.
 
 Accepts bytes, a path or a binary file object, in the formats of ``PHOTO_TYPES``: what
-Pillow reads, plus HEIC/HEIF, the default of iPhones (through pillow-heif, which applies
-the file's own rotation, so EXIF orientation is not applied twice; the serving requirements bring it,
-and where it is missing, as on a bare training machine, a HEIC photo is refused with the command
-that adds it). Handles EXIF orientation, every
-PIL mode (CMYK, palette with transparency, LA, 16-bit and float greyscale, 1-bit)
-and animated files (first frame). Refuses empty files, non-images, truncated or
+Pillow reads, plus HEIC/HEIF, the default of iPhones (through pillow-heif, which applies the
+file's own rotation, so EXIF orientation is not applied twice; the serving requirements bring
+it, and where it is missing, as on a bare training machine, a HEIC photo is refused with the
+command that adds it). Handles EXIF orientation, every PIL mode (CMYK, palette with
+transparency, LA, 16-bit and float greyscale, 1-bit) and animated files (first frame). Refuses empty files, non-images, truncated or
 corrupt data, images over ``MAX_PIXELS`` (decompression bombs) and images under
 ``MIN_SIDE`` pixels. Every refusal is an ``ImageError`` whose message can be shown
 to a user as it is.
