@@ -5,10 +5,10 @@ Pillow reads, plus HEIC/HEIF, the default of iPhones (through pillow-heif, which
 file's own rotation, so EXIF orientation is not applied twice; the serving requirements bring
 it, and where it is missing, as on a bare training machine, a HEIC photo is refused with the
 command that adds it). Handles EXIF orientation, every PIL mode (CMYK, palette with
-transparency, LA, 16-bit and float greyscale, 1-bit) and animated files (first frame). Refuses empty files, non-images, truncated or
-corrupt data, images over ``MAX_PIXELS`` (decompression bombs) and images under
-``MIN_SIDE`` pixels. Every refusal is an ``ImageError`` whose message can be shown
-to a user as it is.
+transparency, LA, 16-bit and float greyscale, 1-bit) and animated files (first frame).
+Refuses empty files, non-images, truncated or corrupt data, images over ``MAX_PIXELS``
+(decompression bombs) and images under ``MIN_SIDE`` pixels. Every refusal is an
+``ImageError`` whose message can be shown to a user as it is.
 """
 
 from __future__ import annotations
