@@ -186,9 +186,8 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(folder_data, finishe
     )
 
 
-def test_resume_within_an_epoch_gives_the_uninterrupted_result(folder_data, finished_run, tmp_path, monkeypatch):
-    """Killed right after a mid-epoch checkpoint (the sampler, the sums, the metrics and dropout's random numbers
-    go on from there), the run ends as the uninterrupted one does."""
+def kill_after_the_second_batch(run: Path, folder_data: Path, monkeypatch, *extra: str) -> None:
+    """Train with a checkpoint after every batch, and die right after the second one is written."""
     import training.checkpoint as checkpoint_module
 
     class Killed(Exception):
@@ -202,11 +201,17 @@ def test_resume_within_an_epoch_gives_the_uninterrupted_result(folder_data, fini
         if partial and partial["progress"]["batches"] == 2:
             raise Killed
 
-    run = tmp_path / "killed-within"
     monkeypatch.setattr(checkpoint_module, "write_atomic", write_then_die)
-    with pytest.raises(Killed):  # a checkpoint after every batch; the kill comes after the second
-        train(train_args(folder_data, run, "--epochs", "2", "--checkpoint-minutes", "1e-9"))
+    with pytest.raises(Killed):
+        train(train_args(folder_data, run, *extra, "--checkpoint-minutes", "1e-9"))
     monkeypatch.undo()
+
+
+def test_resume_within_an_epoch_gives_the_uninterrupted_result(folder_data, finished_run, tmp_path, monkeypatch):
+    """Killed right after a mid-epoch checkpoint (the sampler, the sums, the metrics and dropout's random numbers
+    go on from there), the run ends as the uninterrupted one does."""
+    run = tmp_path / "killed-within"
+    kill_after_the_second_batch(run, folder_data, monkeypatch, "--epochs", "2")
     checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
     assert checkpoint["epoch"] == -1 and checkpoint["partial"]["progress"]["batches"] == 2  # inside epoch 1
     assert experiments.run_status(run, 2) == "0 of 2 epochs done, 2 batches into epoch 1: resumable"
@@ -216,6 +221,29 @@ def test_resume_within_an_epoch_gives_the_uninterrupted_result(folder_data, fini
     ours, theirs = load_file(run / "best" / "model.safetensors"), load_file(finished_run / "best" / "model.safetensors")
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
     assert torch.load(run / "checkpoint.pt", weights_only=True)["partial"] is None
+
+
+def test_the_weights_average_is_what_validation_keeps_and_a_resume_goes_on_with_it(folder_data, tmp_path, monkeypatch):
+    """--ema-epochs: best/ holds the moving average of the weights, not the last step's weights, and a run
+    killed within its epoch averages on from its checkpoint to the uninterrupted run's average."""
+    settings = ("--epochs", "1", "--ema-epochs", "0.5")
+    uninterrupted = tmp_path / "average"
+    train(train_args(folder_data, uninterrupted, *settings))
+    state = torch.load(uninterrupted / "checkpoint.pt", weights_only=True)
+    average = {k.removeprefix("module."): v for k, v in state["average"].items() if k.startswith("module.")}
+    best = load_file(uninterrupted / "best" / "model.safetensors")
+    assert best.keys() == average.keys() and all(torch.equal(best[k], average[k]) for k in best)
+    assert not torch.equal(best["model_head.2.weight"], state["model"]["model_head.2.weight"])
+    assert state["average"]["n_averaged"] > 1  # one update a step
+
+    run = tmp_path / "killed"
+    kill_after_the_second_batch(run, folder_data, monkeypatch, *settings)
+    with pytest.raises(SystemExit, match="ema_epochs"):
+        train(train_args(folder_data, run, "--epochs", "1", "--resume"))
+    train(train_args(folder_data, run, *settings, "--resume"))
+    resumed = load_file(run / "best" / "model.safetensors")
+    assert all(torch.equal(resumed[k], best[k]) for k in best)
+    assert history_without_times(run) == history_without_times(uninterrupted)
 
 
 def test_an_existing_run_needs_resume(folder_data, finished_run):

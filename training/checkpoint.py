@@ -1,6 +1,6 @@
 """``checkpoint.pt``: where a run stands, for ``--resume`` (torch's format, written and read here alone).
 
-    {"model", "optimizer", "scheduler": state dicts, "epoch": the last complete epoch (0-based; -1: none),
+    {"model", "optimizer", "scheduler": state dicts, "average": the weights' moving average's (None: off), "epoch": the last complete epoch (0-based; -1: none),
      "best_val_accuracy": of the best epoch so far (-1: none), "args": the run's settings,
      "partial": None, or within an epoch {"lr", "progress": EpochProgress.state_dict(), "rng", "cuda_rng"}}
 

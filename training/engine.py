@@ -116,6 +116,7 @@ def train_one_epoch(
     args,
     max_batches=None,
     resume=None,
+    average=None,
     on_checkpoint=None,
     checkpoint_seconds=0.0,
 ) -> dict:
@@ -123,7 +124,8 @@ def train_one_epoch(
 
     ``resume`` (an ``EpochProgress``, held by the first process) continues an epoch whose first batches a
     mid-epoch checkpoint holds (the first process holds its sums and metrics, every process its ``batches``);
-    the loader must already skip those batches. Every ``checkpoint_seconds`` of the first process's clock,
+    the loader must already skip those batches. ``average`` (a ``torch.optim.swa_utils.AveragedModel``) is
+    updated after every step. Every ``checkpoint_seconds`` of the first process's clock,
     ``on_checkpoint(progress)`` is called in every process with the progress of all of them."""
     core = distributed.unwrap(model)
     model.train()
@@ -144,6 +146,8 @@ def train_one_epoch(
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if average is not None:
+            average.update_parameters(core)
         total_loss += loss.item() * len(targets)
         seen += len(targets)
         done += 1

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from autospecnet.heads import HEADS
 from autospecnet.labels import Taxonomy, read_class_names
@@ -58,7 +59,7 @@ DRY_RUN_BATCHES = 2
 # Settings that say where and how a run ran, not what it trained: left out of the recipe (model card, metadata).
 NOT_RECIPE = {"data", "output_dir", "resume", "dry_run", "workers", "device", "split_file", "checkpoint_minutes"}
 # Settings a resumed run must share with the run it continues.
-RESUME_KEYS = ("image_size", "batch_size", "lr", "seed", "subset", "augment", "lr_schedule")
+RESUME_KEYS = ("image_size", "batch_size", "lr", "seed", "subset", "augment", "lr_schedule", "ema_epochs")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -88,6 +89,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         "the paper's code used 100 150, which never fire in 40 epochs)",
     )
     p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear lr warm-up (fractions allowed)")
+    p.add_argument(
+        "--ema-epochs",
+        type=float,
+        default=0.0,
+        help="keep an exponential moving average of the weights (BatchNorm statistics included) over about this "
+        "many epochs, updated every step; validation, best/ and the test part then measure the average (0: off)",
+    )
     p.add_argument("--label-smoothing", type=float, default=PAPER_LOSS.label_smoothing, help="of every head's CE")
     p.add_argument(
         "--augment",
@@ -161,9 +169,11 @@ def open_run(args) -> dict | None:
         )
     state = checkpoint.load(out) if args.resume else None
     if state is not None:
+        defaults = get_args_parser(add_help=False)
         for key in RESUME_KEYS:
-            if state["args"][key] != getattr(args, key):
-                raise SystemExit(f"--resume: {key} was {state['args'][key]!r} in this run, not {getattr(args, key)!r}")
+            recorded = state["args"].get(key, defaults.get_default(key))  # checkpoints older than the setting
+            if recorded != getattr(args, key):
+                raise SystemExit(f"--resume: {key} was {recorded!r} in this run, not {getattr(args, key)!r}")
     elif (out / history_file.FILE).exists() and not args.dry_run:
         raise SystemExit(f"{out} already holds a run: pass --resume to continue it, or choose another --output-dir")
     return state
@@ -265,10 +275,16 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(step, steps_per_epoch, args)
         )
+        self.average = None  # the moving average of the weights, with --ema-epochs
+        if args.ema_epochs > 0:
+            decay = max(0.0, 1.0 - 1.0 / (args.ema_epochs * steps_per_epoch))
+            self.average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
         self.start_epoch, self.best_val_accuracy, self.partial = 0, -1.0, None
         if state is not None:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
+            if self.average is not None:
+                self.average.load_state_dict(state["average"])
             self.start_epoch, self.best_val_accuracy = state["epoch"] + 1, state["best_val_accuracy"]
             self.partial = state.get("partial")
             if self.writes:
@@ -281,6 +297,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "average": None if self.average is None else self.average.state_dict(),
             "epoch": epochs_done - 1,
             "best_val_accuracy": self.best_val_accuracy,
             "args": vars(self.args),
@@ -326,6 +343,7 @@ class Trainer:
             self.args,
             self.max_batches,
             resume=resume,
+            average=self.average,
             on_checkpoint=save_within_epoch,
             checkpoint_seconds=60 * self.args.checkpoint_minutes,
         )
@@ -334,9 +352,14 @@ class Trainer:
             self._validate_and_record(epoch, lr, train_stats, started, train_seconds=time.time() - started)
         distributed.barrier()
 
+    @property
+    def kept(self) -> AutoSpecNet:
+        """The model that validation measures and ``best/`` keeps: the weights' average with --ema-epochs."""
+        return self.model if self.average is None else self.average.module
+
     def _validate_and_record(self, epoch: int, lr: float, train_stats: dict, started: float, train_seconds: float):
         val_stats = evaluate(
-            self.model,
+            self.kept,
             self.eval_loaders["val"],
             self.device,
             LossWeights.of(self.args),
@@ -349,7 +372,7 @@ class Trainer:
         history_file.save_rows(self.history, self.out / history_file.FILE)
         if val_stats["model"]["accuracy"] > self.best_val_accuracy:
             self.best_val_accuracy = val_stats["model"]["accuracy"]
-            save_best(self.model, self.out)
+            save_best(self.kept, self.out)
         checkpoint.save(self.state(epoch + 1), self.out)
         heads = " ".join(f"{h} {val_stats[h]['accuracy']:.4f}" for h in HEADS if h != "model")
         train_accuracy, val_accuracy = train_stats["model"]["accuracy"], val_stats["model"]["accuracy"]
