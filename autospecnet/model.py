@@ -135,14 +135,22 @@ class AutoSpecNet(
         a geometric mix with the class head's probabilities summed over the classes of each label."""
         result = {"model": (logits["model"].float() / self.temperatures["model"]).log_softmax(dim=1)}
         class_probs = result["model"].exp()
-        for column, head in enumerate(ATTRIBUTE_HEADS):
+        marginals = self.marginals(class_probs)
+        for head in ATTRIBUTE_HEADS:
             own = (logits[head].float() / self.temperatures[head]).log_softmax(dim=1)
             weight = self.marginal_weights[head]
             if weight > 0:
-                membership = nn.functional.one_hot(self.class_to_heads[:, column], own.shape[1]).to(class_probs.dtype)
-                marginal = class_probs @ membership  # each label's probability: the sum over its classes
-                own = ((1 - weight) * own + weight * marginal.clamp_min(1e-12).log()).log_softmax(dim=1)
+                own = ((1 - weight) * own + weight * marginals[head].clamp_min(1e-12).log()).log_softmax(dim=1)
             result[head] = own
+        return result
+
+    def marginals(self, class_probs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each attribute head's label probabilities implied by class probabilities (N x classes): the sum over
+        each label's classes."""
+        result = {}
+        for column, head in enumerate(ATTRIBUTE_HEADS):
+            membership = nn.functional.one_hot(self.class_to_heads[:, column], len(self.vocabularies[head]))
+            result[head] = class_probs @ membership.to(class_probs.dtype)
         return result
 
     @property
@@ -151,7 +159,10 @@ class AutoSpecNet(
         return self.taxonomy.vocabularies
 
     def head_targets(self, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each head's targets for a batch of class indices: the class itself, and its year, make and body type."""
+        """Each head's targets for a batch of class indices: the class itself, and its year, make and body type;
+        for a batch of class probabilities (N x classes, as CutMix and MixUp make them), each head's probabilities."""
+        if targets.ndim == 2:
+            return {"model": targets, **self.marginals(targets)}
         columns = self.class_to_heads[targets]
         return {"model": targets, **{head: columns[:, i] for i, head in enumerate(ATTRIBUTE_HEADS)}}
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from autospecnet.model import AutoSpecNet
 from autospecnet.records import history as history_file
 from autospecnet.records.training_args import TrainingArgs
 from tests.conftest import ROOT, run_python
@@ -24,6 +25,7 @@ from training import evaluate as evaluate_cli
 from training import experiments, gallery, publish
 from training.card import reproduce
 from training.data import CarImages, load_dataset, make_split
+from training.mixing import batch_mixer
 from training.train import get_args_parser
 from training.train import main as train
 
@@ -223,10 +225,35 @@ def test_resume_within_an_epoch_gives_the_uninterrupted_result(folder_data, fini
     assert torch.load(run / "checkpoint.pt", weights_only=True)["partial"] is None
 
 
+def test_mixed_batches_give_every_head_the_mixed_targets(folder_data, finished_run):
+    """CutMix and MixUp: each image's class target is split between two classes in the proportion of the
+    mix, and each attribute head's target between those classes' labels; the same seed mixes the same way."""
+    model = AutoSpecNet.from_pretrained(finished_run / "best")
+    args = train_args(folder_data, finished_run, "--cutmix-alpha", "1.0", "--mixup-alpha", "0.2")
+    mix = batch_mixer(args, len(CLASSES))
+    images, classes = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
+    mixed, targets = mix(images, classes, 0, 0)
+    again, same = mix(images, classes, 0, 0)
+    assert torch.equal(mixed, again) and torch.equal(targets, same)
+    assert not torch.equal(mix(images, classes, 0, 1)[1], targets)  # another batch, another draw
+    share = targets[0, 0]
+    assert 0 < share < 1 and torch.allclose(targets.sum(dim=1), torch.ones(4))
+    assert torch.isclose(targets[0, 3], 1 - share)  # the first image with the last (the batch rolled by one)
+    heads = model.head_targets(targets)
+    hard = {head: model.head_targets(torch.tensor([0, 3]))[head] for head in heads}
+    for head, probabilities in heads.items():
+        expected = torch.zeros_like(probabilities[0])
+        expected[hard[head][0]] += share
+        expected[hard[head][1]] += 1 - share
+        assert torch.allclose(probabilities[0], expected)
+    assert batch_mixer(train_args(folder_data, finished_run), len(CLASSES)) is None
+
+
 def test_the_weights_average_is_what_validation_keeps_and_a_resume_goes_on_with_it(folder_data, tmp_path, monkeypatch):
     """--ema-epochs: best/ holds the moving average of the weights, not the last step's weights, and a run
-    killed within its epoch averages on from its checkpoint to the uninterrupted run's average."""
-    settings = ("--epochs", "1", "--ema-epochs", "0.5")
+    killed within its epoch averages (and mixes its batches) on from its checkpoint to the uninterrupted run's
+    average."""
+    settings = ("--epochs", "1", "--ema-epochs", "0.5", "--cutmix-alpha", "1.0", "--mixup-alpha", "0.2")
     uninterrupted = tmp_path / "average"
     train(train_args(folder_data, uninterrupted, *settings))
     state = torch.load(uninterrupted / "checkpoint.pt", weights_only=True)

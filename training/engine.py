@@ -116,6 +116,7 @@ def train_one_epoch(
     args,
     max_batches=None,
     resume=None,
+    mix=None,
     average=None,
     on_checkpoint=None,
     checkpoint_seconds=0.0,
@@ -124,7 +125,8 @@ def train_one_epoch(
 
     ``resume`` (an ``EpochProgress``, held by the first process) continues an epoch whose first batches a
     mid-epoch checkpoint holds (the first process holds its sums and metrics, every process its ``batches``);
-    the loader must already skip those batches. ``average`` (a ``torch.optim.swa_utils.AveragedModel``) is
+    the loader must already skip those batches. ``mix`` (``training.mixing.batch_mixer``) mixes each batch;
+    ``average`` (a ``torch.optim.swa_utils.AveragedModel``) is
     updated after every step. Every ``checkpoint_seconds`` of the first process's clock,
     ``on_checkpoint(progress)`` is called in every process with the progress of all of them."""
     core = distributed.unwrap(model)
@@ -139,6 +141,8 @@ def train_one_epoch(
     weights = LossWeights.of(args)
     progress, on_device = batches(loader, device, f"epoch {epoch + 1}/{args.epochs} train", max_batches)
     for images, targets in on_device:
+        if mix is not None:
+            images, targets = mix(images, targets, epoch, done)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
             logits = model(images)
             loss = multitask_loss(logits, targets, core, weights)
@@ -151,7 +155,7 @@ def train_one_epoch(
         total_loss += loss.item() * len(targets)
         seen += len(targets)
         done += 1
-        update_head_metrics(metrics, logits, targets, core)
+        update_head_metrics(metrics, logits, targets if targets.ndim == 1 else targets.argmax(dim=1), core)
         progress.set_postfix(
             loss=f"{total_loss / seen:.3f}",
             acc=f"{metrics['model'].accuracy():.3f}",

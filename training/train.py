@@ -54,12 +54,24 @@ from training.data import (
     restrict_classes,
 )
 from training.engine import PAPER_LOSS, EpochProgress, LossWeights, evaluate, train_one_epoch
+from training.mixing import batch_mixer
 
 DRY_RUN_BATCHES = 2
 # Settings that say where and how a run ran, not what it trained: left out of the recipe (model card, metadata).
 NOT_RECIPE = {"data", "output_dir", "resume", "dry_run", "workers", "device", "split_file", "checkpoint_minutes"}
 # Settings a resumed run must share with the run it continues.
-RESUME_KEYS = ("image_size", "batch_size", "lr", "seed", "subset", "augment", "lr_schedule", "ema_epochs")
+RESUME_KEYS = (
+    "image_size",
+    "batch_size",
+    "lr",
+    "seed",
+    "subset",
+    "augment",
+    "lr_schedule",
+    "ema_epochs",
+    "cutmix_alpha",
+    "mixup_alpha",
+)
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -103,6 +115,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         default="paper",
         help="paper: resize + horizontal flip; strong: also random resized crop and colour jitter",
     )
+    p.add_argument("--cutmix-alpha", type=float, default=0.0, help="CutMix's Beta(alpha, alpha) (0: off)")
+    p.add_argument("--mixup-alpha", type=float, default=0.0, help="MixUp's Beta(alpha, alpha) (0: off)")
     for head, title in (("year", "year"), ("make", "make"), ("type", "body-type")):
         default = getattr(PAPER_LOSS, f"lambda_{head}")
         p.add_argument(f"--lambda-{head}", type=float, default=default, help=f"weight of the {title} loss (the paper)")
@@ -275,6 +289,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(step, steps_per_epoch, args)
         )
+        self.mix = batch_mixer(args, len(model.vocabularies["model"]))
         self.average = None  # the moving average of the weights, with --ema-epochs
         if args.ema_epochs > 0:
             decay = max(0.0, 1.0 - 1.0 / (args.ema_epochs * steps_per_epoch))
@@ -343,6 +358,7 @@ class Trainer:
             self.args,
             self.max_batches,
             resume=resume,
+            mix=self.mix,
             average=self.average,
             on_checkpoint=save_within_epoch,
             checkpoint_seconds=60 * self.args.checkpoint_minutes,
