@@ -43,13 +43,22 @@ def training_time(run_dir: Path) -> tuple[int, int, float]:
 
 def initialisation(args: TrainingArgs) -> str:
     """Where the weights started, in words."""
+    if args.donor() is not None:
+        return (
+            f"{_warm_starts(args)}: all its weights, heads included, fine-tuned here at this input size, on its "
+            "split, so that no image it trained on is validated or tested on (its recipe: the commands below)"
+        )
+    return _warm_starts(args)
+
+
+def _warm_starts(args: TrainingArgs) -> str:
+    """The chain of models a run started from, back to its first weights."""
     donor = args.donor()
     if donor is not None:
         return (
             f"a warm start from a model trained first at {donor.get('image_size')} px for "
             f"{args.warm_start['epochs_run']} epochs ({args.warm_start['hours']:.1f} h), itself from "
-            f"{initialisation(donor)}: all its weights, heads included, fine-tuned here at this input size, on its "
-            "split, so that no image it trained on is validated or tested on (its recipe: the commands below)"
+            f"{_warm_starts(donor)}"
         )
     if args.get("init_from"):
         return f"a warm start from the trained model `{Path(args.get('init_from')).name}`"
