@@ -126,9 +126,9 @@ def train_one_epoch(
     ``resume`` (an ``EpochProgress``, held by the first process) continues an epoch whose first batches a
     mid-epoch checkpoint holds (the first process holds its sums and metrics, every process its ``batches``);
     the loader must already skip those batches. ``mix`` (``training.mixing.batch_mixer``) mixes each batch;
-    ``average`` (a ``torch.optim.swa_utils.AveragedModel``) is
-    updated after every step. Every ``checkpoint_seconds`` of the first process's clock,
-    ``on_checkpoint(progress)`` is called in every process with the progress of all of them."""
+    ``average`` (a ``torch.optim.swa_utils.AveragedModel``) is updated after every step. Every
+    ``checkpoint_seconds`` of the first process's clock, ``on_checkpoint(progress)`` is called in every process
+    with the progress of all of them."""
     core = distributed.unwrap(model)
     model.train()
     metrics = new_head_metrics(core)
