@@ -1,7 +1,8 @@
 """``checkpoint.pt``: where a run stands, for ``--resume`` (torch's format, written and read here alone).
 
     {"model", "optimizer", "scheduler": state dicts, "average": the weights' moving average's (None: off),
-     "epoch": the last complete epoch (0-based; -1: none), "best_val_accuracy": of the best epoch so far (-1: none), "args": the run's settings,
+     "epoch": the last complete epoch (0-based; -1: none), "best_val_accuracy": of the best epoch so far
+     (-1: none), "args": the run's settings,
      "partial": None, or within an epoch {"lr", "progress": EpochProgress.state_dict(), "rng", "cuda_rng"}}
 
 Only tensors and plain containers: read back with ``weights_only=True``. Checkpoints written before
