@@ -693,6 +693,89 @@ def test_bfloat16_autocast_on_the_cpu_trains_like_float32(folder_data, finished_
     assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.05)
 
 
+def test_the_distillation_loss_is_nil_at_the_teachers_answer_and_a_step_moves_towards_it(finished_run):
+    """Every head's KL divergence from the teachers' averaged probabilities: none when the student answers as
+    the ensemble does, and a gradient step on it brings the student's answer closer."""
+    from autospecnet.heads import HEADS
+    from training.distill import Teachers, distillation_loss
+
+    first = AutoSpecNet.from_pretrained(finished_run / "best")
+    torch.manual_seed(0)
+    second = AutoSpecNet.from_taxonomy(first.taxonomy, image_size=first.image_size)  # another network
+    teachers = Teachers([first, second], temperature=2.0)
+    images = torch.rand(3, 3, 64, 64)
+    averaged = teachers.probabilities(images)
+    with torch.no_grad():
+        each = [model.eval()(images) for model in (first, second)]
+    for head in HEADS:
+        expected = sum(torch.softmax(logits[head] / 2.0, dim=1) for logits in each) / 2
+        assert torch.allclose(averaged[head], expected, atol=1e-6)
+    lambdas = {"year": 0.1, "make": 0.1, "type": 0.1}
+    own = {head: (averaged[head].log() * 2.0).detach() for head in HEADS}  # the ensemble's own logits, x T
+    assert distillation_loss(own, averaged, 2.0, lambdas).item() == pytest.approx(0.0, abs=1e-5)
+    student = {head: torch.randn_like(own[head], requires_grad=True) for head in HEADS}
+    loss = distillation_loss(student, averaged, 2.0, lambdas)
+    assert loss.item() > 0.01
+    loss.backward()
+    with torch.no_grad():
+        stepped = {head: student[head] - 0.5 * student[head].grad for head in HEADS}
+    assert distillation_loss(stepped, averaged, 2.0, lambdas) < loss
+
+
+def test_a_distilled_run_learns_its_teachers_answers_and_records_them(folder_data, finished_run, tmp_path):
+    """--teacher: with all the weight on the teacher, a student that starts as the teacher has almost nothing
+    to learn (dropout aside), unlike with the labels; the record tells how the teacher was trained, and the
+    card's commands train it first."""
+    from training.card import loss_line
+
+    donor = str(finished_run / "best")
+    labelled, distilled = tmp_path / "labels", tmp_path / "distilled"
+    train(train_args(folder_data, labelled, "--epochs", "1", "--init-from", donor))
+    train(
+        train_args(
+            folder_data,
+            distilled,
+            "--epochs",
+            "1",
+            "--init-from",
+            donor,
+            "--teacher",
+            donor,
+            "--distill-weight",
+            "1",
+            "--distill-temperature",
+            "2",
+        )
+    )
+    losses = {
+        run.name: float(history_file.read_rows(run / history_file.FILE)[0]["train_loss"])
+        for run in (labelled, distilled)
+    }
+    assert losses["distilled"] < 0.25 * losses["labels"]
+    record = TrainingArgs.load(distilled)
+    assert record.get("teacher") == [donor] and record.teacher_records() == [TrainingArgs.load(finished_run)]
+    assert record.teachers[0]["epochs_run"] == 2
+    commands = reproduce(record).splitlines()  # the warm start's training, the teacher's, then this run
+    assert len(commands) == 3 and commands[2].count("--teacher ") == 1
+    assert "--teacher runs/model-teacher-1/best" in commands[2] and "--output-dir runs/model-teacher-1" in commands[1]
+    assert "distillation" in loss_line(record, "...") and "distillation" not in loss_line(
+        TrainingArgs.load(labelled), ""
+    )
+    with pytest.raises(SystemExit, match="distill_weight"):
+        train(train_args(folder_data, distilled, "--epochs", "2", "--init-from", donor, "--teacher", donor, "--resume"))
+
+
+def test_a_teacher_must_match_the_run(folder_data, finished_run, tmp_path):
+    """A teacher at another input size, or one that trained on this run's validation or test images, is refused."""
+    donor = str(finished_run / "best")
+    with pytest.raises(SystemExit, match="trained at 64 px, this run at 96"):
+        train(train_args(folder_data, tmp_path / "size", "--epochs", "1", "--teacher", donor, "--image-size", "96"))
+    make_split(load_dataset(folder_data), seed=5).save(tmp_path)  # another split: the teacher saw some of its images
+    with pytest.raises(SystemExit, match="--teacher .* validation or test part"):
+        extra = ["--epochs", "1", "--teacher", donor, "--split-file", str(tmp_path / "split.json")]
+        train(train_args(folder_data, tmp_path / "leak", *extra))
+
+
 def test_training_on_some_classes_keeps_their_images_of_the_whole_split(folder_data, tmp_path):
     from tests.synthetic import CLASSES
 

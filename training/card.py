@@ -51,6 +51,21 @@ def initialisation(args: TrainingArgs) -> str:
     return _warm_starts(args)
 
 
+def loss_line(training: TrainingArgs, lambdas: str) -> str:
+    """The training loss in words: the paper's multi-task loss, and the teachers' share when distilled."""
+    labels = f"CE(196 classes) + {lambdas}"
+    teachers = training.teacher_records()
+    if not teachers:
+        return labels
+    weight, temperature = training.get("distill_weight"), training.get("distill_temperature")
+    sizes = ", ".join(f"{t.get('image_size')} px" for t in teachers)
+    return (
+        f"{1 - weight:g} x [{labels}] + {weight:g} x the KL divergence from the averaged probabilities of "
+        f"{len(teachers)} trained teacher model(s) ({sizes}; every head, temperature {temperature:g}; their "
+        "training: the commands below), knowledge distillation (`training.distill`)"
+    )
+
+
 def _warm_starts(args: TrainingArgs) -> str:
     """The chain of models a run started from, back to its first weights."""
     donor = args.donor()
@@ -109,7 +124,7 @@ was fitted on validation too. Macro precision and recall average over the labels
 - Initialisation: {initialisation(training)}.
 - Input: {args["image_size"]} x {args["image_size"]} px (the crop is resized, not padded),
   ImageNet normalisation.
-- Loss: CE(196 classes) + {lambdas}.
+- Loss: {loss_line(training, lambdas)}.
 - Hardware: {hardware}; {ran} epochs in {hours:.1f} h.
 - Per-epoch history: `history.csv`. Recipe (`python -m training.train` arguments):
 
@@ -257,7 +272,8 @@ def calibration_section(model_folder: Path) -> str:
 
 
 def reproduce(training: TrainingArgs, output_dir: str = "runs/model") -> str:
-    """The ``python -m training.train`` commands that give this run: the warm start's first, when it had one."""
+    """The ``python -m training.train`` commands that give this run: the warm start's and the teachers' first,
+    when it had them."""
     flags = _flags(training.settings)
     donor = training.donor()
     lines = []
@@ -265,6 +281,13 @@ def reproduce(training: TrainingArgs, output_dir: str = "runs/model") -> str:
         warm_dir = f"{output_dir}-warm-start"
         lines.append(reproduce(donor, warm_dir))
         flags = [f for f in flags if not f.startswith("--init-from ")] + [f"--init-from {warm_dir}/best"]
+    teachers = training.teacher_records()
+    if teachers:
+        flags = [f for f in flags if not f.startswith("--teacher ")]
+        for number, teacher in enumerate(teachers, start=1):
+            teacher_dir = f"{output_dir}-teacher-{number}"
+            lines.append(reproduce(teacher, teacher_dir))
+            flags.append(f"--teacher {teacher_dir}/best")
     lines.append(
         f"python -m training.train --data PATH/TO/stanford-cars-train --output-dir {output_dir} {' '.join(flags)}"
     )
@@ -282,6 +305,8 @@ def _flags(args: dict) -> list[str]:
         if action.nargs == 0:  # store_true
             if value:
                 flags.append(flag)
+        elif action.nargs is None and isinstance(value, list):  # a flag given once per value (--teacher)
+            flags.extend(f"{flag} {item}" for item in value or [])
         elif value != action.default:
             shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
             flags.append(f"{flag} {shown}".rstrip())

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from autospecnet.model import AutoSpecNet
 from training import distributed
+from training.distill import distillation_loss
 from training.metrics import HeadMetrics
 
 
@@ -120,13 +121,15 @@ def train_one_epoch(
     average=None,
     on_checkpoint=None,
     checkpoint_seconds=0.0,
+    teachers=None,
 ) -> dict:
     """One epoch of training; ``model`` may be wrapped in DistributedDataParallel.
 
     ``resume`` (an ``EpochProgress``, held by the first process) continues an epoch whose first batches a
     mid-epoch checkpoint holds (the first process holds its sums and metrics, every process its ``batches``);
     the loader must already skip those batches. ``mix`` (``training.mixing.batch_mixer``) mixes each batch;
-    ``average`` (a ``torch.optim.swa_utils.AveragedModel``) is updated after every step. Every
+    ``average`` (a ``torch.optim.swa_utils.AveragedModel``) is updated after every step; ``teachers``
+    (``training.distill.Teachers``) add their distillation loss, weighted by ``args.distill_weight``. Every
     ``checkpoint_seconds`` of the first process's clock, ``on_checkpoint(progress)`` is called in every process
     with the progress of all of them."""
     core = distributed.unwrap(model)
@@ -146,6 +149,10 @@ def train_one_epoch(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
             logits = model(images)
             loss = multitask_loss(logits, targets, core, weights)
+            if teachers is not None:
+                lambdas = {"year": weights.lambda_year, "make": weights.lambda_make, "type": weights.lambda_type}
+                learnt = distillation_loss(logits, teachers.probabilities(images), teachers.temperature, lambdas)
+                loss = (1 - args.distill_weight) * loss + args.distill_weight * learnt
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -7,6 +7,9 @@
         --backbone-init ../shared/weights/mobilenet_v2_imagenet.safetensors --resume
     # a warm start: a trained model's weights, fine-tuned at a larger input size on its own split
     python -m training.train --data ... --output-dir runs/bundled-400 --init-from assets/model --image-size 400 ...
+    # distillation: what two trained models answer, learnt by one (training.distill)
+    python -m training.train --data ... --output-dir runs/distilled --init-from assets/model --image-size 400 \
+        --teacher assets/model --teacher runs/other-400/best --distill-weight 0.5 ...
     # the whole pipeline on a few batches, in seconds:
     python -m training.train --data ... --output-dir /tmp/dry --dry-run
 
@@ -53,6 +56,7 @@ from training.data import (
     resolve_data_root,
     restrict_classes,
 )
+from training.distill import Teachers
 from training.engine import PAPER_LOSS, EpochProgress, LossWeights, evaluate, train_one_epoch
 from training.mixing import batch_mixer
 
@@ -71,6 +75,9 @@ RESUME_KEYS = (
     "ema_epochs",
     "cutmix_alpha",
     "mixup_alpha",
+    "teacher",
+    "distill_weight",
+    "distill_temperature",
 )
 
 
@@ -139,6 +146,16 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         "weights, heads included, start this run at its own --image-size (progressive resizing); its split.json "
         "is reused, so that no image of its training part reaches this run's validation or test part",
     )
+    p.add_argument(
+        "--teacher",
+        action="append",
+        default=None,
+        metavar="FOLDER",
+        help="distil from this trained model folder as well as the labels (repeat for an ensemble; each on this "
+        "run's split and --image-size): training.distill",
+    )
+    p.add_argument("--distill-weight", type=float, default=0.5, help="with --teacher: the teachers' share of the loss")
+    p.add_argument("--distill-temperature", type=float, default=1.0, help="with --teacher: the softmax temperature")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader worker processes")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda or cuda:N")
     p.add_argument(
@@ -205,20 +222,40 @@ def choose_split(args, dataset, resumed: bool) -> Split:
     else:
         split = make_split(dataset, seed=args.seed)
     if args.init_from:
-        check_warm_start_split(Path(args.init_from), split)
+        check_donor_split(Path(args.init_from), split)
     return split
 
 
-def check_warm_start_split(donor: Path, split: Split) -> None:
-    """A warm start must keep its donor's validation and test images out of its training part."""
+def check_donor_split(donor: Path, split: Split, flag: str = "--init-from") -> None:
+    """A model that a run learns from (a warm start, a teacher) must not have trained on its validation or
+    test images."""
     if not (donor / split_file.FILE).is_file():
-        raise SystemExit(f"--init-from {donor}: no {split_file.FILE}, so its training images are unknown")
+        raise SystemExit(f"{flag} {donor}: no {split_file.FILE}, so its training images are unknown")
     leaked = sorted(set(Split.load(donor)["train"]) & (set(split["val"]) | set(split["test"])))
     if leaked:
         raise SystemExit(
-            f"--init-from {donor}: {len(leaked)} of its training images are in this run's validation or test "
+            f"{flag} {donor}: {len(leaked)} of its training images are in this run's validation or test "
             f"part (e.g. {leaked[0]}): use its split (drop --split-file)"
         )
+
+
+def load_teachers(args, taxonomy: Taxonomy, split: Split) -> Teachers | None:
+    """The --teacher models, checked: this run's classes, input size, and no validation or test image trained on."""
+    if not args.teacher:
+        return None
+    models = []
+    for folder in args.teacher:
+        try:
+            model = AutoSpecNet.from_pretrained(folder)
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"--teacher {folder}: not a model folder ({error})") from None
+        if model.taxonomy.class_names != taxonomy.class_names:
+            raise SystemExit(f"--teacher {folder}: its class names are not this dataset's")
+        if model.image_size != args.image_size:
+            raise SystemExit(f"--teacher {folder}: trained at {model.image_size} px, this run at {args.image_size}")
+        check_donor_split(Path(folder), split, "--teacher")
+        models.append(model)
+    return Teachers(models, args.distill_temperature)
 
 
 def warm_start_record(donor: Path) -> dict:
@@ -268,8 +305,11 @@ def save_best(model: AutoSpecNet, run_folder: Path) -> None:
 class Trainer:
     """One run's state between epochs: what a checkpoint saves and ``--resume`` restores."""
 
-    def __init__(self, args, device: torch.device, model: AutoSpecNet, loaders, state: dict | None):
+    def __init__(
+        self, args, device: torch.device, model: AutoSpecNet, loaders, state: dict | None, teachers: Teachers | None
+    ):
         self.args, self.device, self.model = args, device, model
+        self.teachers = teachers
         self.out = Path(args.output_dir)
         self.writes = distributed.is_main()
         self.trained = distributed.wrap(model, device)  # BatchNorm over the global batch under torchrun
@@ -362,6 +402,7 @@ class Trainer:
             average=self.average,
             on_checkpoint=save_within_epoch,
             checkpoint_seconds=60 * self.args.checkpoint_minutes,
+            teachers=self.teachers,
         )
         started -= resume.seconds if resume else 0.0  # the epoch's time before the restart counts too
         if self.writes:  # validation, history and checkpoints: the first process alone, while the others wait
@@ -426,8 +467,12 @@ def train(args, device: torch.device) -> PartMetrics | None:
     writes = distributed.is_main()
     if writes:
         split.save(out)
-    model = build_model(args, Taxonomy.from_class_names(dataset.class_names), state)
+    taxonomy = Taxonomy.from_class_names(dataset.class_names)
+    model = build_model(args, taxonomy, state)
     model.to(device, memory_format=torch.channels_last)
+    teachers = load_teachers(args, taxonomy, split)
+    if teachers is not None:
+        teachers.to(device, memory_format=torch.channels_last)
     loaders = make_loaders(dataset, split, args, device)
     args.train_images = loaders[1].size  # derived values are recorded with the settings
     if writes:
@@ -437,12 +482,14 @@ def train(args, device: torch.device) -> PartMetrics | None:
             "software": runinfo.software(),
             "git_commit": runinfo.git_commit(),
         }
-        warm_start = None
-        if args.init_from:  # on --resume the donor folder may hold another model by now: keep what was recorded
-            recorded = TrainingArgs.read(out).warm_start if state is not None else None
-            warm_start = recorded or warm_start_record(Path(args.init_from))
-        TrainingArgs(vars(args), sys.argv, environment, warm_start).save(out)
-    trainer = Trainer(args, device, model, loaders, state)
+        # on --resume the donor and teacher folders may hold other models by now: keep what was recorded
+        recorded = TrainingArgs.read(out) if state is not None else TrainingArgs({})
+        warm_start = (recorded.warm_start or warm_start_record(Path(args.init_from))) if args.init_from else None
+        teachers_record = (
+            (recorded.teachers or [warm_start_record(Path(t)) for t in args.teacher]) if args.teacher else None
+        )
+        TrainingArgs(vars(args), sys.argv, environment, warm_start, teachers_record).save(out)
+    trainer = Trainer(args, device, model, loaders, state, teachers)
     for epoch in range(trainer.start_epoch, args.epochs):
         trainer.run_epoch(epoch)
     if not writes:
