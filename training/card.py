@@ -306,7 +306,7 @@ def _flags(args: dict) -> list[str]:
             if value:
                 flags.append(flag)
         elif action.nargs is None and isinstance(value, list):  # a flag given once per value (--teacher)
-            flags.extend(f"{flag} {item}" for item in value or [])
+            flags.extend(f"{flag} {item}" for item in value)
         elif value != action.default:
             shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
             flags.append(f"{flag} {shown}".rstrip())

@@ -142,6 +142,7 @@ def train_one_epoch(
     started = last_checkpoint = time.time()
     checkpointing = on_checkpoint is not None and checkpoint_seconds > 0
     weights = LossWeights.of(args)
+    lambdas = {"year": weights.lambda_year, "make": weights.lambda_make, "type": weights.lambda_type}
     progress, on_device = batches(loader, device, f"epoch {epoch + 1}/{args.epochs} train", max_batches)
     for images, targets in on_device:
         if mix is not None:
@@ -150,7 +151,6 @@ def train_one_epoch(
             logits = model(images)
             loss = multitask_loss(logits, targets, core, weights)
             if teachers is not None:
-                lambdas = {"year": weights.lambda_year, "make": weights.lambda_make, "type": weights.lambda_type}
                 learnt = distillation_loss(logits, teachers.probabilities(images), teachers.temperature, lambdas)
                 loss = (1 - args.distill_weight) * loss + args.distill_weight * learnt
         optimizer.zero_grad(set_to_none=True)

@@ -258,9 +258,9 @@ def load_teachers(args, taxonomy: Taxonomy, split: Split) -> Teachers | None:
     return Teachers(models, args.distill_temperature)
 
 
-def warm_start_record(donor: Path) -> dict:
-    """How the model a run starts from was trained (its own record, epochs and hours), for the run's record:
-    a model folder holds them; a run's ``best/`` has them in the run folder above it."""
+def model_record(donor: Path) -> dict:
+    """How a model a run learns from (its warm start, a teacher) was trained (its own record, epochs and hours),
+    for the run's record: a model folder holds them; a run's ``best/`` has them in the run folder above it."""
     if not (donor / training_args_file.FILE).is_file() and (donor.parent / training_args_file.FILE).is_file():
         donor = donor.parent
     rows = history_file.read_rows(donor / history_file.FILE)
@@ -484,10 +484,8 @@ def train(args, device: torch.device) -> PartMetrics | None:
         }
         # on --resume the donor and teacher folders may hold other models by now: keep what was recorded
         recorded = TrainingArgs.read(out) if state is not None else TrainingArgs({})
-        warm_start = (recorded.warm_start or warm_start_record(Path(args.init_from))) if args.init_from else None
-        teachers_record = (
-            (recorded.teachers or [warm_start_record(Path(t)) for t in args.teacher]) if args.teacher else None
-        )
+        warm_start = (recorded.warm_start or model_record(Path(args.init_from))) if args.init_from else None
+        teachers_record = (recorded.teachers or [model_record(Path(t)) for t in args.teacher]) if args.teacher else None
         TrainingArgs(vars(args), sys.argv, environment, warm_start, teachers_record).save(out)
     trainer = Trainer(args, device, model, loaders, state, teachers)
     for epoch in range(trainer.start_epoch, args.epochs):
