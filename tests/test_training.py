@@ -382,6 +382,16 @@ def test_publish_dry_run_assembles_a_checked_model_folder(finished_run, tmp_path
         assert reproduced[key] == stored[key], key
 
 
+def test_the_card_shows_the_training_machines_files_as_paths_to_fill_in(finished_run, tmp_path):
+    weights = tmp_path / "weights" / "mobilenet_v2_imagenet.safetensors"
+    record = TrainingArgs.load(finished_run)
+    record = dataclasses.replace(record, settings={**record.settings, "backbone_init": str(weights)})
+    command = reproduce(record)
+    assert "--backbone-init PATH/TO/mobilenet_v2_imagenet.safetensors" in command and str(tmp_path) not in command
+    relative = dataclasses.replace(record, settings={**record.settings, "backbone_init": "weights/mine.safetensors"})
+    assert "--backbone-init weights/mine.safetensors" in reproduce(relative)  # a path to run from, kept as it is
+
+
 def test_publish_refuses_an_unfinished_run(finished_run, tmp_path):
     with pytest.raises(SystemExit, match="not a finished run"):
         argv = ["--run", str(tmp_path), "--folder", str(tmp_path / "x"), "--dry-run"]

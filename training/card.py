@@ -95,7 +95,7 @@ def model_card(
     calibrated = (run_dir / "best" / test_metrics.FILE).is_file()  # training.calibrate's, of the calibrated model
     test = PartMetrics.load(run_dir / "best" if calibrated else run_dir)
     best, ran, hours = training_time(run_dir)
-    recipe_rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in recipe(args).items())
+    recipe_rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in shareable_recipe(args).items())
     calibration = Calibration.load(run_dir / "best") if (run_dir / "best" / calibration_file.FILE).is_file() else None
     classes = len(ModelConfig.read(run_dir / "best").class_names)
     lambdas = f"{args['lambda_year']} CE(year) + {args['lambda_make']} CE(make) + {args['lambda_type']} CE(body type)"
@@ -294,12 +294,25 @@ def reproduce(training: TrainingArgs, output_dir: str = "runs/model") -> str:
     return "\n".join(lines)
 
 
+def shareable_recipe(args: dict) -> dict:
+    """The recipe as a card shows it: a file of the training machine as ``PATH/TO/name``, like the data."""
+    return {k: _shareable(v) for k, v in recipe(args).items()}
+
+
+def _shareable(value):
+    if isinstance(value, list):
+        return [_shareable(item) for item in value]
+    if isinstance(value, str) and Path(value).is_absolute():
+        return f"PATH/TO/{Path(value).name}"
+    return value
+
+
 def _flags(args: dict) -> list[str]:
     """The ``python -m training.train`` flags that give this run's settings: every recipe value that differs
     from the parser's default (derived values such as the LR milestones were filled in when the run started)."""
     actions = {a.dest: a for a in get_args_parser(add_help=False)._actions if a.option_strings}
     flags = []
-    for name, value in recipe(args).items():
+    for name, value in shareable_recipe(args).items():
         action = actions[name]
         flag = action.option_strings[-1]
         if action.nargs == 0:  # store_true
