@@ -7,7 +7,7 @@ the car is likely one of the 196 at all. numpy only: the serving path runs it wi
              "thresholds": {"model": 0.81, "year": 0.86, "make": 0.9, "type": 0.88}}
 
 - make, body type, model year: sure when the head's (calibrated) probability of its answer is at
-  least its threshold;
+  least its threshold (fitted never below ``MIN_SURE_PROBABILITY``: a sure answer is at least even odds);
 - the car (196 classes): sure when, besides, the car looks like one of the classes the model knows:
   its known score (``score``, one of ``SCORES``) is at least ``known_threshold``.
 
@@ -32,6 +32,9 @@ SCORES = BASE_SCORES + tuple(score + AGREEMENT for score in BASE_SCORES) + (SOFT
 FEATURE_SCORES = ("class_mean_cosine", "knn_cosine")  # need sure.safetensors
 STATS_FILE = "sure.safetensors"
 KNN_K = 10
+# Below even odds an answer is never sure, however right such answers were on the validation crops: its
+# calibrated probability says it is more likely wrong than right.
+MIN_SURE_PROBABILITY = 0.5
 
 
 class SureRuleError(ValueError):

@@ -13,7 +13,7 @@ from safetensors.numpy import save_file
 from autospecnet import ModelFilesError, Predictor, load_model
 from autospecnet.heads import FEATURE_DIM, HEADS
 from autospecnet.predict import HeadPrediction, LabelProbability, say
-from autospecnet.sure import SCORES, STATS_FILE, SureRule, known_score
+from autospecnet.sure import MIN_SURE_PROBABILITY, SCORES, STATS_FILE, SureRule, known_score
 from training.calibrate import precision_threshold
 
 RULE = {"score": "max_softmax", "known_threshold": 0.0, "thresholds": dict.fromkeys(HEADS, 0.0)}
@@ -76,10 +76,18 @@ def test_precision_threshold_keeps_the_most_answers_that_are_right_often_enough(
     confidence = np.linspace(1.0, 0.01, 100)
     correct = np.ones(100, dtype=bool)
     correct[[60, 70, 80, 90]] = False  # every mistake is below 0.4
-    threshold = precision_threshold(confidence, correct, 0.98)
+    threshold = precision_threshold(confidence, correct, 0.98, floor=0.0)
     sure = confidence >= threshold
     assert correct[sure].mean() >= 0.98 and sure.sum() >= 60
     assert precision_threshold(confidence, np.zeros(100, dtype=bool), 0.9) > 1.0  # never right: never sure
+
+
+def test_an_answer_below_even_odds_is_never_sure_however_right_such_answers_were():
+    confidence = np.linspace(1.0, 0.01, 100)
+    correct = np.ones(100, dtype=bool)  # every answer right: without the floor, all 100 would be sure
+    threshold = precision_threshold(confidence, correct, 0.98)
+    assert threshold == pytest.approx(confidence[confidence >= MIN_SURE_PROBABILITY].min())
+    assert (confidence >= threshold).sum() == (confidence >= MIN_SURE_PROBABILITY).sum() == 51  # 1.0 down to 0.5
 
 
 def test_the_rule_round_trips_through_config_json(random_model_dir, tmp_path):

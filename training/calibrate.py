@@ -13,8 +13,8 @@
    the class head alone; w is chosen from 0, 0.25, ..., 1 by validation NLL.
 3. The "sure" rule (``autospecnet.sure``): the known score (``--sure-score``; by default the one
    ``python -m training.open_set`` chose, ``assets/open_set.json``) must keep ``KNOWN_KEEP`` of the
-   validation crops; then per head the least probability whose sure answers are right at least
-   ``PRECISION[head]`` of the time on validation. A feature score's class means (and neighbours)
+   validation crops; then per head the least probability, never below ``MIN_SURE_PROBABILITY`` (even odds),
+   whose sure answers are right at least ``PRECISION[head]`` of the time on validation. A feature score's class means (and neighbours)
    come from the training part's features and go to ``sure.safetensors``.
 
 The model folder is rewritten with all three in ``config.json``; ``calibration.json`` records
@@ -45,7 +45,7 @@ from autospecnet.records.calibration import Calibration, SureFigures, SureRecord
 from autospecnet.records.open_set import OpenSetReport
 from autospecnet.records.test_metrics import PartMetrics
 from autospecnet.sources import ASSETS_DIR
-from autospecnet.sure import SCORES, STATS_FILE, SureRule, known_score
+from autospecnet.sure import MIN_SURE_PROBABILITY, SCORES, STATS_FILE, SureRule, known_score
 from training.data import DataError
 from training.evaluate import load_for_evaluation, model_and_data_parser, part_loader
 from training.metrics import HeadMetrics
@@ -185,9 +185,12 @@ def feature_stats(train: PartOutputs, classes: int, score: str) -> dict[str, np.
     return stats
 
 
-def precision_threshold(confidence: np.ndarray, correct: np.ndarray, target: float) -> float:
-    """The least confidence whose answers at or above it are right at least ``target`` of the time, with the
-    most answers (at least MIN_SURE); above every confidence when none is."""
+def precision_threshold(
+    confidence: np.ndarray, correct: np.ndarray, target: float, floor: float = MIN_SURE_PROBABILITY
+) -> float:
+    """The least confidence, at least ``floor``, whose answers at or above it are right at least ``target`` of
+    the time, with the most answers (at least MIN_SURE); above every confidence when none is."""
+    confidence, correct = confidence[confidence >= floor], correct[confidence >= floor]
     order = np.argsort(-confidence, kind="stable")
     right = np.cumsum(correct[order])
     precision = right / np.arange(1, len(order) + 1)

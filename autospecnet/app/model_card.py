@@ -14,7 +14,7 @@ from autospecnet.records.calibration import Calibration
 from autospecnet.records.open_set import OpenSetReport
 from autospecnet.records.reading import RecordError
 from autospecnet.sources import ASSETS_DIR
-from autospecnet.sure import SureRule
+from autospecnet.sure import MIN_SURE_PROBABILITY, SureRule
 
 log = logging.getLogger("autospecnet")
 MAX_CARD_BYTES = 1 << 20
@@ -62,6 +62,8 @@ def sure_section(calibration: Calibration | None, open_set: OpenSetReport | None
     sure = calibration.sure
     rule = SureRule.from_config(sure.rule, HEADS)
     rows = ["| head | sure on the test crops | right when sure | goal on validation |", "|---|---|---|---|"]
+    floored = min(rule.thresholds.values()) >= MIN_SURE_PROBABILITY  # fitted since the floor was the rule's
+    floor = f", and never under {MIN_SURE_PROBABILITY:.0%}" if floored else ""
     for head in DISPLAY_ORDER:
         figures = sure.test[head]
         rows.append(
@@ -73,7 +75,7 @@ def sure_section(calibration: Calibration | None, open_set: OpenSetReport | None
 Every answer comes with the model's best guess for each head, and with whether it is **sure** of it.
 For make, body type and model year, sure means that the head's probability is at least a threshold
 fitted on the validation part, the lowest at which its sure answers were right at least as often as
-the goal below. For the car itself (one of {classes} classes), sure also needs the car to look like
+the goal below{floor}. For the car itself (one of {classes} classes), sure also needs the car to look like
 one the model knows: its known score, {score_words(rule.score)}, must reach the threshold that
 keeps {sure.known_keep:.0%} of the validation crops. Otherwise the app says what it is sure of
 ("A Mitsubishi SUV — not one of the {classes} models I know") and shows its guesses as guesses.
