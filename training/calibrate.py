@@ -13,9 +13,9 @@
    the class head alone; w is chosen from 0, 0.25, ..., 1 by validation NLL.
 3. The "sure" rule (``autospecnet.sure``): the known score (``--sure-score``; by default the one
    ``python -m training.open_set`` chose, ``assets/open_set.json``) must keep ``KNOWN_KEEP`` of the
-   validation crops; then per head the least probability, never below ``MIN_SURE_PROBABILITY`` (even odds),
-   whose sure answers are right at least ``PRECISION[head]`` of the time on validation. A feature score's class means (and neighbours)
-   come from the training part's features and go to ``sure.safetensors``.
+   validation crops; then per head the least probability, never below ``MIN_SURE_PROBABILITY`` (even
+   odds), whose sure answers are right at least ``PRECISION[head]`` of the time on validation. A feature
+   score's class means (and neighbours) come from the training part's features and go to ``sure.safetensors``.
 
 The model folder is rewritten with all three in ``config.json``; ``calibration.json`` records
 them with accuracy, NLL and expected calibration error (15 bins) before and after, and how often
@@ -190,7 +190,8 @@ def precision_threshold(
 ) -> float:
     """The least confidence, at least ``floor``, whose answers at or above it are right at least ``target`` of
     the time, with the most answers (at least MIN_SURE); above every confidence when none is."""
-    confidence, correct = confidence[confidence >= floor], correct[confidence >= floor]
+    considered = confidence >= floor
+    confidence, correct = confidence[considered], correct[considered]
     order = np.argsort(-confidence, kind="stable")
     right = np.cumsum(correct[order])
     precision = right / np.arange(1, len(order) + 1)

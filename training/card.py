@@ -19,6 +19,7 @@ from autospecnet.records.open_set import OpenSetReport
 from autospecnet.records.split import Split
 from autospecnet.records.test_metrics import PartMetrics
 from autospecnet.records.training_args import TrainingArgs
+from training.runinfo import portable
 from training.train import get_args_parser, recipe
 
 DATASET_ID = "HuggingFaceM4/Stanford-Cars"  # the Hub's copy of Stanford Cars (Krause et al., 2013)
@@ -296,15 +297,7 @@ def reproduce(training: TrainingArgs, output_dir: str = "runs/model") -> str:
 
 def shareable_recipe(args: dict) -> dict:
     """The recipe as a card shows it: a file of the training machine as ``PATH/TO/name``, like the data."""
-    return {k: _shareable(v) for k, v in recipe(args).items()}
-
-
-def _shareable(value):
-    if isinstance(value, list):
-        return [_shareable(item) for item in value]
-    if isinstance(value, str) and Path(value).is_absolute():
-        return f"PATH/TO/{Path(value).name}"
-    return value
+    return {k: portable(v, "PATH/TO/") for k, v in recipe(args).items()}
 
 
 def _flags(args: dict) -> list[str]:

@@ -38,6 +38,7 @@ from autospecnet.records.test_metrics import PartMetrics
 from autospecnet.records.training_args import TrainingArgs
 from training import checkpoint
 from training.data import DATA_ENV, DataError
+from training.runinfo import portable
 from training.train import recipe
 
 RUNS = {
@@ -145,10 +146,11 @@ def export(name: str, run_dir: Path, output_dir: Path) -> None:
     train_images = args.get("train_images") or (len(split["train"]) if args.get("subset") >= 1 else None)
     train_seconds = sum(float(row.get("train_time") or "nan") for row in history)
     environment = args.environment
-    command = [_portable(a) for a in args.argv[1:] if a != "--resume"]  # the recipe, not the restart
+    # The metadata is shown to every visitor of the app: a path of the training machine only as .../name.
+    command = [portable(a, ".../") for a in args.argv[1:] if a != "--resume"]  # the recipe, not the restart
     metadata = RunMetadata(
         name=name,
-        hyperparameters={k: _portable(v) for k, v in recipe(args.settings).items()},
+        hyperparameters={k: portable(v, ".../") for k, v in recipe(args.settings).items()},
         budget=Budget(
             epochs=args.get("epochs"),
             epochs_run=len(history),
@@ -178,13 +180,6 @@ def export(name: str, run_dir: Path, output_dir: Path) -> None:
 def default_output_dir(epochs: int, subset: float) -> Path:
     budget = f"{epochs}-epochs" + (f"-subset{subset:g}" if subset < 1 else "")
     return Path("assets") / experiments_files.FOLDER / budget
-
-
-def _portable(value):
-    """A path of the training machine as ``.../name``: the metadata is shown to every visitor of the app."""
-    if isinstance(value, str) and value.startswith("/"):
-        return ".../" + Path(value).name
-    return value
 
 
 def main(args) -> None:

@@ -45,3 +45,13 @@ def software() -> str:
     import torchvision
 
     return f"python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}"
+
+
+def portable(value, prefix: str):
+    """A value of a run's record as shown off the training machine: an absolute path as ``prefix`` and its
+    name, list items one by one, anything else as it is."""
+    if isinstance(value, list):
+        return [portable(item, prefix) for item in value]
+    if isinstance(value, str) and Path(value).is_absolute():
+        return prefix + Path(value).name
+    return value

@@ -62,7 +62,7 @@ def sure_section(calibration: Calibration | None, open_set: OpenSetReport | None
     sure = calibration.sure
     rule = SureRule.from_config(sure.rule, HEADS)
     rows = ["| head | sure on the test crops | right when sure | goal on validation |", "|---|---|---|---|"]
-    floored = min(rule.thresholds.values()) >= MIN_SURE_PROBABILITY  # fitted since the floor was the rule's
+    floored = min(rule.thresholds.values()) >= MIN_SURE_PROBABILITY  # rules fitted before the floor may not be
     floor = f", and never under {MIN_SURE_PROBABILITY:.0%}" if floored else ""
     for head in DISPLAY_ORDER:
         figures = sure.test[head]
